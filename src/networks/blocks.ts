@@ -1,0 +1,149 @@
+/**
+ * Building blocks shared by every network graph. Weights are looked up by the checkpoint's canonical (diffusers)
+ * names; every Linear and Conv can carry a low-rank (LoRA) branch whose factors are graph INPUTS, so adapters are
+ * switched per request without rebuilding or reloading the session (empty rank-0 tensors when unused).
+ */
+import { AtelierError } from '../errors.ts';
+import { GraphBuilder, MS_DOMAIN, type Value } from '../onnx/graph.ts';
+import type { TensorRef } from '../weights/types.ts';
+
+/** One module that accepts a LoRA branch: y += up(down(x)). */
+export interface LoraSlot {
+  /** canonical module name, e.g. `down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q` */
+  module: string;
+  kind: 'linear' | 'conv';
+  inFeatures: number;
+  outFeatures: number;
+  /** conv kernel [kh, kw] (the down factor uses it; up is 1×1); [1, 1] for linear */
+  kernel: [number, number];
+  /** graph input names of the factors: down [r, in] or [r, in, kh, kw]; up [out, r] or [out, r, 1, 1] */
+  downInput: string;
+  upInput: string;
+}
+
+export interface NetContext {
+  g: GraphBuilder;
+  weights: Map<string, TensorRef>;
+  /** add LoRA branch inputs to Linear/Conv modules */
+  lora: boolean;
+  /** filled while building: every module that got a LoRA branch */
+  loraSlots: LoraSlot[];
+  /** weight-name prefix inside the component, e.g. 'text_model.' (rarely needed) */
+  component: string;
+}
+
+export function newContext(g: GraphBuilder, weights: Map<string, TensorRef>, component: string, lora: boolean): NetContext {
+  return { g, weights, lora, loraSlots: [], component };
+}
+
+export function ref(ctx: NetContext, name: string): TensorRef {
+  const r = ctx.weights.get(name);
+  if (!r) throw new AtelierError('CHECKPOINT_INVALID', `${ctx.component}: the checkpoint has no tensor "${name}"`);
+  return r;
+}
+
+export function has(ctx: NetContext, name: string): boolean {
+  return ctx.weights.has(name);
+}
+
+export function weight(ctx: NetContext, name: string): Value {
+  return ctx.g.weight(`${ctx.component}:${name}`, ref(ctx, name));
+}
+
+function loraSlot(ctx: NetContext, module: string, kind: 'linear' | 'conv', inF: number, outF: number, kernel: [number, number]): LoraSlot {
+  const g = ctx.g;
+  const downInput = `lora_down:${module}`;
+  const upInput = `lora_up:${module}`;
+  const downDims = kind === 'linear' ? ['r', inF] : ['r', inF, kernel[0], kernel[1]];
+  const upDims = kind === 'linear' ? [outF, 'r'] : [outF, 'r', 1, 1];
+  g.input(downInput, 'float32', downDims.map((d) => (d === 'r' ? `rank:${module}` : d)));
+  g.input(upInput, 'float32', upDims.map((d) => (d === 'r' ? `rank:${module}` : d)));
+  const slot: LoraSlot = { module, kind, inFeatures: inF, outFeatures: outF, kernel, downInput, upInput };
+  ctx.loraSlots.push(slot);
+  return slot;
+}
+
+/** y = x·Wᵀ + b over the last axis. x [..., in] → [..., out] */
+export function linear(ctx: NetContext, x: Value, module: string, opts: { bias?: boolean; lora?: boolean } = {}): Value {
+  const g = ctx.g;
+  const wRef = ref(ctx, `${module}.weight`);
+  const W = weight(ctx, `${module}.weight`);
+  // stored [out, in] (or [in, out] when transposed)
+  let y = g.op('FusedMatMul', [x, W], { transB: wRef.transposed ? 0 : 1 }, { domain: MS_DOMAIN }); // [..., out]
+  const [outF, inF] = wRef.shape;
+  if (ctx.lora && opts.lora !== false) {
+    const s = loraSlot(ctx, module, 'linear', inF, outF, [1, 1]);
+    const h = g.op('FusedMatMul', [x, s.downInput], { transB: 1 }, { domain: MS_DOMAIN }); // [..., r]
+    const d = g.op('FusedMatMul', [h, s.upInput], { transB: 1 }, { domain: MS_DOMAIN }); // [..., out]
+    y = g.op('Add', [y, d]);
+  }
+  if (opts.bias !== false && has(ctx, `${module}.bias`)) y = g.op('Add', [y, weight(ctx, `${module}.bias`)]);
+  return y;
+}
+
+/** 2-D convolution, x [B, Cin, H, W] → [B, Cout, H', W']; weight [Cout, Cin, kh, kw]. */
+export function conv2d(ctx: NetContext, x: Value, module: string, opts: { stride?: number; pad?: number; lora?: boolean } = {}): Value {
+  const g = ctx.g;
+  const wRef = ref(ctx, `${module}.weight`);
+  const [outF, inF, kh, kw] = wRef.shape.length === 4 ? wRef.shape : [wRef.shape[0], wRef.shape[1], 1, 1];
+  const wName = wRef.shape.length === 4 ? weight(ctx, `${module}.weight`) : g.weight(`${ctx.component}:${module}.weight`, { ...wRef, shape: [outF, inF, 1, 1] });
+  const stride = opts.stride ?? 1;
+  const pad = opts.pad ?? Math.floor(kh / 2);
+  const attrs = { kernel_shape: [kh, kw], strides: [stride, stride], pads: [pad, pad, pad, pad] };
+  const inputs = [x, wName];
+  if (has(ctx, `${module}.bias`)) inputs.push(weight(ctx, `${module}.bias`));
+  let y = g.op('Conv', inputs, attrs);
+  if (ctx.lora && opts.lora !== false) {
+    const s = loraSlot(ctx, module, 'conv', inF, outF, [kh, kw]);
+    const h = g.op('Conv', [x, s.downInput], attrs); // [B, r, H', W']
+    const d = g.op('Conv', [h, s.upInput], { kernel_shape: [1, 1] }); // [B, Cout, H', W']
+    y = g.op('Add', [y, d]);
+  }
+  return y;
+}
+
+/** GroupNorm over [B, C, H, W] with per-channel affine (ONNX GroupNormalization, opset 21). */
+export function groupNorm(ctx: NetContext, x: Value, module: string, groups: number, eps: number): Value {
+  return ctx.g.op('GroupNormalization', [x, weight(ctx, `${module}.weight`), weight(ctx, `${module}.bias`)], { num_groups: groups, epsilon: { float: eps } });
+}
+
+/** LayerNorm over the last axis. */
+export function layerNorm(ctx: NetContext, x: Value, module: string, eps: number): Value {
+  return ctx.g.op('LayerNormalization', [x, weight(ctx, `${module}.weight`), weight(ctx, `${module}.bias`)], { axis: -1, epsilon: { float: eps } });
+}
+
+export function silu(g: GraphBuilder, x: Value): Value {
+  return g.op('Mul', [x, g.op('Sigmoid', [x])]);
+}
+
+/** exact (erf) GELU */
+export function gelu(g: GraphBuilder, x: Value): Value {
+  return g.op('Gelu', [x]);
+}
+
+/** x·σ(1.702x), CLIP-L's activation */
+export function quickGelu(g: GraphBuilder, x: Value): Value {
+  return g.op('QuickGelu', [x], { alpha: { float: 1.702 } }, { domain: MS_DOMAIN });
+}
+
+/** Multi-head scaled-dot-product attention. q [B, S, H·D], k/v [B, L, H·D] → [B, S, H·D]. Optional additive mask via `bias`. */
+export function attention(g: GraphBuilder, q: Value, k: Value, v: Value, heads: number): Value {
+  return g.op('MultiHeadAttention', [q, k, v], { num_heads: heads }, { domain: MS_DOMAIN });
+}
+
+/** Nearest-neighbour 2× upsampling of [B, C, H, W]. */
+export function upsample2x(g: GraphBuilder, x: Value): Value {
+  const scales = g.constF32([1, 1, 2, 2], [4]);
+  return g.op('Resize', [x, '', scales], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
+}
+
+/** Empty (rank-0) feeds for every LoRA slot: the branches then contribute exactly zero. */
+export function emptyLoraFeeds(slots: readonly LoraSlot[]): Record<string, { data: Float32Array; dims: number[] }> {
+  const feeds: Record<string, { data: Float32Array; dims: number[] }> = {};
+  const empty = new Float32Array(0);
+  for (const s of slots) {
+    feeds[s.downInput] = { data: empty, dims: s.kind === 'linear' ? [0, s.inFeatures] : [0, s.inFeatures, s.kernel[0], s.kernel[1]] };
+    feeds[s.upInput] = { data: empty, dims: s.kind === 'linear' ? [s.outFeatures, 0] : [s.outFeatures, 0, 1, 1] };
+  }
+  return feeds;
+}
