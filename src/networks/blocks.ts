@@ -6,6 +6,7 @@
 import { AtelierError } from '../errors.ts';
 import { GraphBuilder, MS_DOMAIN, type Value } from '../onnx/graph.ts';
 import type { TensorRef } from '../weights/types.ts';
+import { QuantizedWeights, quantizedMatMul, type QuantContext } from './quantize.ts';
 
 /** One module that accepts a LoRA branch: y += up(down(x)). */
 export interface LoraSlot {
@@ -30,10 +31,15 @@ export interface NetContext {
   loraSlots: LoraSlot[];
   /** weight-name prefix inside the component, e.g. 'text_model.' (rarely needed) */
   component: string;
+  /** reduced-precision Linear weights (opt-in, src/networks/quantize.ts); absent = the fp32 graph */
+  quant?: QuantContext;
 }
 
+/** A `QuantizedWeights` map (a quantised cache of the component) switches its Linear layers to int8 kernels. */
 export function newContext(g: GraphBuilder, weights: Map<string, TensorRef>, component: string, lora: boolean): NetContext {
-  return { g, weights, lora, loraSlots: [], component };
+  const ctx: NetContext = { g, weights, lora, loraSlots: [], component };
+  if (weights instanceof QuantizedWeights) ctx.quant = weights.context();
+  return ctx;
 }
 
 export function ref(ctx: NetContext, name: string): TensorRef {
@@ -67,10 +73,15 @@ function loraSlot(ctx: NetContext, module: string, kind: 'linear' | 'conv', inF:
 export function linear(ctx: NetContext, x: Value, module: string, opts: { bias?: boolean; lora?: boolean } = {}): Value {
   const g = ctx.g;
   const wRef = ref(ctx, `${module}.weight`);
-  const W = weight(ctx, `${module}.weight`);
-  // stored [out, in] (or [in, out] when transposed)
-  let y = g.op('FusedMatMul', [x, W], { transB: wRef.transposed ? 0 : 1 }, { domain: MS_DOMAIN }); // [..., out]
   const [outF, inF] = wRef.shape;
+  let y: Value;
+  if (ctx.quant?.weights.has(`${module}.weight`)) {
+    y = quantizedMatMul(ctx, ctx.quant, x, module); // [..., out]
+  } else {
+    const W = weight(ctx, `${module}.weight`);
+    // stored [out, in] (or [in, out] when transposed)
+    y = g.op('FusedMatMul', [x, W], { transB: wRef.transposed ? 0 : 1 }, { domain: MS_DOMAIN }); // [..., out]
+  }
   if (ctx.lora && opts.lora !== false) {
     const s = loraSlot(ctx, module, 'linear', inF, outF, [1, 1]);
     const h = g.op('FusedMatMul', [x, s.downInput], { transB: 1 }, { domain: MS_DOMAIN }); // [..., r]

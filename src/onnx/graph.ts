@@ -22,6 +22,8 @@ interface Initializer {
 interface ExternalRef {
   name: string;
   ref: TensorRef;
+  /** element type of the stored bytes (float32 unless added by `quantWeight`) */
+  elem?: ElemType;
 }
 
 function attrProto(name: string, v: AttrValue): Msg {
@@ -101,6 +103,16 @@ export class GraphBuilder {
     return name;
   }
 
+  /** An int8/uint8 weight (quantised cache file) as an external initializer of its exact stored shape. */
+  quantWeight(name: string, ref: TensorRef): Value {
+    const elem = ref.dtype === 'I8' ? 'int8' : ref.dtype === 'U8' ? 'uint8' : undefined;
+    if (!elem || ref.transposed) throw new AtelierError('INTERNAL', `quantised weight "${name}" is ${ref.dtype}${ref.transposed ? ' (transposed)' : ''}; need stored I8 or U8`);
+    if (this.used.has(name)) return name;
+    this.used.add(name);
+    this.externals.push({ name, ref, elem });
+    return name;
+  }
+
   constF32(data: readonly number[] | Float32Array, dims: readonly number[]): Value {
     const arr = data instanceof Float32Array ? data : Float32Array.from(data);
     const key = dims.length === 0 && arr.length === 1 ? `f32:${arr[0]}` : undefined;
@@ -153,12 +165,12 @@ export class GraphBuilder {
   build(externalRoot: string): Uint8Array {
     const graph = new Msg().msgs(1, this.nodes).str(2, this.name);
     for (const init of this.inits) graph.msg(5, init.proto);
-    for (const { name, ref } of this.externals) {
+    for (const { name, ref, elem } of this.externals) {
       const rel = path.relative(externalRoot, ref.file);
       if (rel.startsWith('..') || path.isAbsolute(rel)) {
         throw new AtelierError('INTERNAL', `weight "${name}" lives in ${ref.file}, outside ${externalRoot}`);
       }
-      const t = new Msg().ints(1, ref.shape).int(2, DataType.float32).str(8, name);
+      const t = new Msg().ints(1, ref.shape).int(2, DataType[elem ?? 'float32']).str(8, name);
       const entry = (k: string, v: string) => new Msg().str(1, k).str(2, v);
       t.msg(13, entry('location', rel.split(path.sep).join('/')));
       t.msg(13, entry('offset', String(ref.byteOffset)));

@@ -89,6 +89,11 @@ export interface SdxlModel {
   config: { unet: UNetConfig; vae: VaeConfig; textEncoder1: ClipTextConfig; textEncoder2: ClipTextConfig };
   /** per-component tokenizer files when the model ships them (diffusers folder); null → the standard CLIP vocabulary */
   tokenizers: { tokenizer1: TokenizerFiles; tokenizer2: TokenizerFiles } | null;
+  /**
+   * folder under which ALL tensor files of each component live (diffusers: the model root; single file:
+   * its folder; fp32-converted components: the cache folder). Read it with `componentRoot()`.
+   */
+  componentRoots?: Record<ComponentName, string>;
   /** pad token of tokenizer 1 and 2 (SDXL: 49407 `<|endoftext|>` and 0 `!`) as ids; derived from tokenizer config */
   padTokens?: { tokenizer1: string; tokenizer2: string };
 }

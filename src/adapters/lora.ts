@@ -1,0 +1,154 @@
+/**
+ * LoRA adapters as low-rank branches: every Linear/Conv of the networks has `down`/`up` graph inputs
+ * (networks/blocks.ts). Applying adapters means feeding their factors — the sessions are never rebuilt.
+ * Several adapters stack by concatenating factors along the rank axis, which equals summing their deltas:
+ *   W' = W + Σ_k s_k·(α_k/r_k)·up_k·down_k.
+ * The key map is built forward from the model's own module names (ComfyUI `comfy/lora.py` does the same);
+ * adapter modules that match nothing are reported.
+ */
+import { AtelierError } from '../errors.ts';
+import type { LoraSlot } from '../networks/blocks.ts';
+import { readSafetensorsHeader, readTensorF32, tensorRefOf } from '../weights/safetensors.ts';
+import { candidateKeys, splitLoraKey, UNSUPPORTED_SUFFIXES, type LoraTarget } from './lora-format.ts';
+
+export interface LoraModuleFactors {
+  down: Float32Array; // [r, in] or [r, in, kh, kw]
+  up: Float32Array; // [out, r] or [out, r, 1, 1]
+  rank: number;
+  downShape: number[];
+  upShape: number[];
+  alpha?: number;
+}
+
+export interface ParsedLora {
+  file: string;
+  modules: Map<string, LoraModuleFactors>;
+  /** keys of kinds we do not apply (LoHa, LoKr, DoRA …) */
+  unsupported: string[];
+}
+
+export async function readLoraFile(file: string, field = 'loras'): Promise<ParsedLora> {
+  if (!/\.safetensors$/i.test(file)) {
+    throw new AtelierError('ADAPTER_INVALID', `LoRA "${file}" is not a .safetensors file; pickled .pt/.ckpt/.bin files are refused (loading them runs code)`, { field });
+  }
+  const header = await readSafetensorsHeader(file).catch((cause) => {
+    throw new AtelierError('ADAPTER_INVALID', `LoRA "${file}": ${(cause as Error).message}`, { field, cause });
+  });
+  const parts = new Map<string, { down?: string; up?: string; alpha?: string }>();
+  const unsupported: string[] = [];
+  for (const key of header.tensors.keys()) {
+    const split = splitLoraKey(key);
+    if (!split) {
+      unsupported.push(key);
+      continue;
+    }
+    const p = parts.get(split.module) ?? {};
+    p[split.role] = key;
+    parts.set(split.module, p);
+  }
+  const modules = new Map<string, LoraModuleFactors>();
+  for (const [module, p] of parts) {
+    if (!p.down || !p.up) {
+      unsupported.push(...[p.down, p.up, p.alpha].filter((k): k is string => !!k));
+      continue;
+    }
+    const downRef = tensorRefOf(header, p.down);
+    const upRef = tensorRefOf(header, p.up);
+    const rank = downRef.shape[0];
+    if (upRef.shape[1] !== rank) {
+      throw new AtelierError('ADAPTER_INVALID', `LoRA "${file}": module "${module}" has down rank ${rank} but up ${JSON.stringify(upRef.shape)}`, { field });
+    }
+    const alpha = p.alpha ? (await readTensorF32(tensorRefOf(header, p.alpha)))[0] : undefined;
+    modules.set(module, {
+      down: await readTensorF32(downRef),
+      up: await readTensorF32(upRef),
+      rank,
+      downShape: downRef.shape,
+      upShape: upRef.shape,
+      alpha,
+    });
+  }
+  if (modules.size === 0) {
+    const sample = [...header.tensors.keys()].slice(0, 3).join(', ');
+    const why = unsupported.some((k) => UNSUPPORTED_SUFFIXES.some((s) => k.endsWith(s))) ? ' (LoHa/LoKr/DoRA adapters are not supported)' : '';
+    throw new AtelierError('ADAPTER_INVALID', `"${file}" holds no LoRA factors${why}; keys look like: ${sample}`, { field });
+  }
+  return { file, modules, unsupported };
+}
+
+export interface SlotTable {
+  /** candidate adapter module key → (target, slot) */
+  byKey: Map<string, { target: LoraTarget; slot: LoraSlot }>;
+}
+
+/** Forward key map: every LoRA slot of the model under every name an adapter may use for it. */
+export function buildSlotTable(slots: Record<LoraTarget, readonly LoraSlot[]>, sgmName?: (unetModule: string) => string | undefined): SlotTable {
+  const byKey = new Map<string, { target: LoraTarget; slot: LoraSlot }>();
+  for (const target of Object.keys(slots) as LoraTarget[]) {
+    for (const slot of slots[target]) {
+      const sgm = target === 'unet' ? sgmName?.(slot.module) : undefined;
+      for (const k of candidateKeys(target, slot.module, sgm)) byKey.set(k, { target, slot });
+    }
+  }
+  return { byKey };
+}
+
+export interface AppliedLora {
+  lora: ParsedLora;
+  scale: number;
+}
+
+type Feed = { data: Float32Array; dims: number[] };
+export type LoraFeeds = Record<LoraTarget, Record<string, Feed>>;
+
+/**
+ * Factors for every slot touched by the given adapters, stacked along the rank axis with each adapter's
+ * scale·α/r folded into its `up` factor. Returns the feeds and the adapter modules that matched nothing.
+ */
+export function loraFeeds(table: SlotTable, applied: readonly AppliedLora[]): { feeds: LoraFeeds; unmatched: string[]; matched: number } {
+  const perSlot = new Map<string, { target: LoraTarget; slot: LoraSlot; parts: { f: LoraModuleFactors; s: number }[] }>();
+  const unmatched: string[] = [];
+  let matched = 0;
+  for (const { lora, scale } of applied) {
+    for (const [module, f] of lora.modules) {
+      const hit = table.byKey.get(module);
+      if (!hit) {
+        unmatched.push(`${lora.file}: ${module}`);
+        continue;
+      }
+      matched++;
+      const s = scale * (f.alpha !== undefined ? f.alpha / f.rank : 1);
+      const e = perSlot.get(hit.slot.downInput) ?? { target: hit.target, slot: hit.slot, parts: [] };
+      e.parts.push({ f, s });
+      perSlot.set(hit.slot.downInput, e);
+    }
+  }
+  const feeds: LoraFeeds = { unet: {}, textEncoder1: {}, textEncoder2: {} };
+  for (const { target, slot, parts } of perSlot.values()) {
+    const kElems = slot.kind === 'conv' ? slot.kernel[0] * slot.kernel[1] : 1;
+    const rowLen = slot.inFeatures * kElems; // one rank row of `down`
+    const R = parts.reduce((a, p) => a + p.f.rank, 0);
+    const down = new Float32Array(R * rowLen);
+    const up = new Float32Array(slot.outFeatures * R);
+    let r0 = 0;
+    for (const { f, s } of parts) {
+      if (f.down.length !== f.rank * rowLen || f.up.length !== slot.outFeatures * f.rank) {
+        throw new AtelierError(
+          'ADAPTER_INVALID',
+          `LoRA module for "${slot.module}" has shapes down ${JSON.stringify(f.downShape)} / up ${JSON.stringify(f.upShape)}, the model needs [r, ${slot.inFeatures}${slot.kind === 'conv' ? `, ${slot.kernel.join(', ')}` : ''}] / [${slot.outFeatures}, r]`,
+          { field: 'loras' },
+        );
+      }
+      down.set(f.down, r0 * rowLen); // rows r0 … r0+r
+      for (let o = 0; o < slot.outFeatures; o++) {
+        for (let r = 0; r < f.rank; r++) up[o * R + r0 + r] = f.up[o * f.rank + r] * s; // columns r0 … r0+r
+      }
+      r0 += f.rank;
+    }
+    const downDims = slot.kind === 'linear' ? [R, slot.inFeatures] : [R, slot.inFeatures, slot.kernel[0], slot.kernel[1]];
+    const upDims = slot.kind === 'linear' ? [slot.outFeatures, R] : [slot.outFeatures, R, 1, 1];
+    feeds[target][slot.downInput] = { data: down, dims: downDims };
+    feeds[target][slot.upInput] = { data: up, dims: upDims };
+  }
+  return { feeds, unmatched, matched };
+}

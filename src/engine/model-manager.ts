@@ -1,0 +1,112 @@
+/**
+ * Keeps built models warm: one set of sessions per checkpoint (text encoders, UNet, VAE encoder/decoder,
+ * tokenizers), released least-recently-used first when more than `maxLoaded` are open.
+ */
+import path from 'node:path';
+import { AtelierError } from '../errors.ts';
+import { loadModel } from '../weights/load-model.ts';
+import { TextEncoder } from '../networks/clip-text.ts';
+import { UNet } from '../networks/unet.ts';
+import { VaeDecoder, VaeEncoder } from '../networks/vae.ts';
+import { ClipTokenizer } from '../tokenizer/clip-bpe.ts';
+import type { PipelineModel } from '../pipeline/generate.ts';
+import type { SdxlModel } from '../weights/types.ts';
+import type { SessionSettings } from '../networks/runtime.ts';
+
+export interface LoadedModel {
+  name: string;
+  model: SdxlModel;
+  pipeline: PipelineModel;
+  textEncoders: [TextEncoder, TextEncoder];
+  unet: UNet;
+  tokenizers: [ClipTokenizer, ClipTokenizer];
+  release(): Promise<void>;
+}
+
+export async function openModel(name: string, source: string, opts: { cacheDir: string; settings: SessionSettings; lora?: boolean }): Promise<LoadedModel> {
+  const model = await loadModel(source, { cacheDir: opts.cacheDir });
+  const s = { ...opts.settings, lora: opts.lora ?? true };
+  const te1 = await TextEncoder.create(model, 'textEncoder1', s);
+  const te2 = await TextEncoder.create(model, 'textEncoder2', s);
+  const unet = await UNet.create(model, s);
+  const vaeEncoder = await VaeEncoder.create(model, opts.settings);
+  const vaeDecoder = await VaeDecoder.create(model, opts.settings);
+  const tokenizers = await loadTokenizers(model);
+  const pipeline: PipelineModel = {
+    encoderSet: { encoders: [te1, te2], tokenizers },
+    unet,
+    vaeEncoder,
+    vaeDecoder,
+    scalingFactor: model.config.vae.scalingFactor,
+    latentChannels: model.config.vae.latentChannels,
+  };
+  return {
+    name,
+    model,
+    pipeline,
+    textEncoders: [te1, te2],
+    unet,
+    tokenizers,
+    async release() {
+      await Promise.all([te1.release(), te2.release(), unet.release(), vaeEncoder.release(), vaeDecoder.release()]);
+    },
+  };
+}
+
+async function loadTokenizers(model: SdxlModel): Promise<[ClipTokenizer, ClipTokenizer]> {
+  if (model.tokenizers) {
+    return [
+      await ClipTokenizer.fromFolder(path.dirname(model.tokenizers.tokenizer1.vocabJson)),
+      await ClipTokenizer.fromFolder(path.dirname(model.tokenizers.tokenizer2.vocabJson)),
+    ];
+  }
+  // SDXL's tokenizer pads with <|endoftext|>, tokenizer_2 with "!"
+  return [await ClipTokenizer.standard({ padToken: '<|endoftext|>' }), await ClipTokenizer.standard({ padToken: '!' })];
+}
+
+export class ModelManager {
+  private loaded = new Map<string, LoadedModel>();
+  private loading = new Map<string, Promise<LoadedModel>>();
+
+  constructor(
+    private readonly sources: Map<string, string>,
+    private readonly opts: { cacheDir: string; settings: SessionSettings; maxLoaded: number },
+  ) {}
+
+  async get(name: string): Promise<LoadedModel> {
+    const hit = this.loaded.get(name);
+    if (hit) {
+      this.loaded.delete(name); // re-insert: most recently used last
+      this.loaded.set(name, hit);
+      return hit;
+    }
+    const source = this.sources.get(name);
+    if (!source) {
+      throw new AtelierError('INVALID_INPUT', `model "${name}" is not served; available: ${[...this.sources.keys()].join(', ')}`, { field: 'model' });
+    }
+    let p = this.loading.get(name);
+    if (!p) {
+      p = (async () => {
+        while (this.loaded.size >= this.opts.maxLoaded) {
+          const [oldest, m] = this.loaded.entries().next().value as [string, LoadedModel];
+          this.loaded.delete(oldest);
+          await m.release();
+        }
+        return openModel(name, source, this.opts);
+      })();
+      this.loading.set(name, p);
+    }
+    try {
+      const m = await p;
+      this.loaded.set(name, m);
+      return m;
+    } finally {
+      this.loading.delete(name);
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    for (const m of this.loaded.values()) await m.release();
+    this.loaded.clear();
+  }
+}

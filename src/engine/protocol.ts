@@ -1,0 +1,23 @@
+/** Typed messages between the engine (main thread) and its worker thread. */
+import type { GenerateRequest, GenerateResult, ModelInfo, ProgressEvent } from './types.ts';
+
+export interface WorkerInit {
+  models: { name: string; path: string }[];
+  defaultModel?: string;
+  dataDir: string;
+  threads?: number;
+  /** how many models stay loaded at once (least recently used is released first) */
+  maxLoadedModels: number;
+}
+
+export type ToWorker =
+  | { type: 'generate'; id: number; request: GenerateRequest; cancel: SharedArrayBuffer }
+  | { type: 'shutdown' };
+
+export type FromWorker =
+  | { type: 'ready'; models: ModelInfo[] }
+  | { type: 'progress'; id: number; event: ProgressEvent }
+  | { type: 'log'; id: number; line: string }
+  | { type: 'result'; id: number; result: GenerateResult }
+  | { type: 'error'; id: number; error: { code: string; message: string; field?: string } }
+  | { type: 'fatal'; message: string };

@@ -1,0 +1,277 @@
+/**
+ * SDXL AutoencoderKL as two ONNX graphs: the encoder (image → posterior mean/logvar/std) and the decoder
+ * (latent → image). Structure follows diffusers `models/autoencoders/vae.py` (Encoder, Decoder),
+ * `autoencoder_kl.py` (quant_conv / post_quant_conv, DiagonalGaussianDistribution), `unets/unet_2d_blocks.py`
+ * (UNetMidBlock2D, DownEncoderBlock2D, UpDecoderBlock2D) and `resnet.py` (ResnetBlock2D without time embedding,
+ * Downsample2D, Upsample2D). Hyper-parameters come from `VaeConfig`, so the tiny oracle VAE and the full-size
+ * SDXL VAE share every line. No LoRA branches (adapters never touch the VAE).
+ */
+import { AtelierError } from '../errors.ts';
+import { GraphBuilder, type Value } from '../onnx/graph.ts';
+import type { TensorRef, VaeConfig } from '../weights/types.ts';
+import { attention, conv2d, groupNorm, has, linear, newContext, ref, silu, upsample2x, weight, type NetContext } from './blocks.ts';
+import { NetworkSession, type BuiltNetwork, type SessionSettings } from './runtime.ts';
+
+/** The part of an `SdxlModel` the VAE needs (an SdxlModel satisfies it). */
+export interface VaeSource {
+  weights: { vae: Map<string, TensorRef> };
+  config: { vae: VaeConfig };
+}
+
+/** GroupNorm epsilon of every VAE norm (resnets, mid attention, conv_norm_out). */
+const EPS = 1e-6;
+/** diffusers clamps the posterior log-variance to this range (DiagonalGaussianDistribution). */
+const LOGVAR_MIN = -30;
+const LOGVAR_MAX = 20;
+
+/** Spatial reduction factor: one stride-2 downsample per level but the last (SDXL: 8). */
+export function vaeScaleFactor(cfg: VaeConfig): number {
+  return 2 ** (cfg.blockOutChannels.length - 1);
+}
+
+function checkConfig(cfg: VaeConfig): void {
+  const ok = cfg.blockOutChannels.length > 0 && cfg.layersPerBlock > 0 && cfg.normNumGroups > 0 && cfg.latentChannels > 0
+    && cfg.blockOutChannels.every((c) => c > 0 && c % cfg.normNumGroups === 0);
+  if (!ok) throw new AtelierError('CHECKPOINT_INVALID', `vae: unusable config ${JSON.stringify(cfg)}`);
+}
+
+/**
+ * The VAE weights with mid-attention Linear weights in [C, C]: single-file checkpoints store them as 1×1 convs
+ * [C, C, 1, 1] (same bytes); the loader normally squeezes them already, this accepts both.
+ */
+function canonicalWeights(weights: Map<string, TensorRef>): Map<string, TensorRef> {
+  const out = new Map<string, TensorRef>();
+  for (const [name, r] of weights) {
+    const squeeze = name.includes('.mid_block.attentions.') && name.endsWith('.weight') && r.shape.length === 4 && r.shape[2] === 1 && r.shape[3] === 1;
+    out.set(name, squeeze ? { ...r, shape: r.shape.slice(0, 2) } : r);
+  }
+  return out;
+}
+
+/**
+ * GroupNorm as InstanceNormalization over [B, G, C/G·H·W] plus the per-channel affine: onnxruntime's CPU build has
+ * no GroupNormalization kernel and expands the opset-21 function into ~10 element-wise passes (casts, reductions).
+ */
+function groupNormFast(ctx: NetContext, x: Value, module: string, groups: number, eps: number): Value {
+  const g = ctx.g;
+  const C = ref(ctx, `${module}.weight`).shape[0];
+  const grouped = g.op('Reshape', [x, g.constI64([0, groups, -1])]); // [B, G, C/G·H·W]
+  const ones = g.constF32(new Float32Array(groups).fill(1), [groups]);
+  const zeros = g.constF32(new Float32Array(groups), [groups]);
+  const n = g.op('InstanceNormalization', [grouped, ones, zeros], { epsilon: { float: eps } }); // [B, G, C/G·H·W]
+  const back = g.op('Reshape', [n, g.op('Shape', [x])]); // [B, C, H, W]
+  const perChannel = g.constI64([C, 1, 1]);
+  const gamma = g.op('Reshape', [weight(ctx, `${module}.weight`), perChannel]); // [C, 1, 1]
+  const beta = g.op('Reshape', [weight(ctx, `${module}.bias`), perChannel]); // [C, 1, 1]
+  return g.op('Add', [g.op('Mul', [back, gamma]), beta]);
+}
+
+const norm = process.env.VAE_GN === 'onnx' ? groupNorm : groupNormFast; // TEMP experiment
+
+/** ResnetBlock2D without time embedding: norm1 → SiLU → conv1 → norm2 → SiLU → conv2, + (1×1 shortcut of) x. */
+function resnet(ctx: NetContext, x: Value, p: string, groups: number): Value {
+  const g = ctx.g;
+  return g.scoped(p, () => {
+    let h = silu(g, norm(ctx, x, `${p}.norm1`, groups, EPS));
+    h = conv2d(ctx, h, `${p}.conv1`);
+    h = silu(g, norm(ctx, h, `${p}.norm2`, groups, EPS));
+    h = conv2d(ctx, h, `${p}.conv2`);
+    const skip = has(ctx, `${p}.conv_shortcut.weight`) ? conv2d(ctx, x, `${p}.conv_shortcut`) : x;
+    return g.op('Add', [skip, h]); // output_scale_factor 1
+  });
+}
+
+/** Downsample2D(padding=0): zero-pad right and bottom by one, then 3×3 stride-2 conv (one Conv, asymmetric pads). */
+function downsample(ctx: NetContext, x: Value, module: string): Value {
+  const w = ref(ctx, `${module}.weight`);
+  const inputs = [x, weight(ctx, `${module}.weight`)];
+  if (has(ctx, `${module}.bias`)) inputs.push(weight(ctx, `${module}.bias`));
+  // pads = [top, left, bottom, right]
+  return ctx.g.op('Conv', inputs, { kernel_shape: [w.shape[2], w.shape[3]], strides: [2, 2], pads: [0, 0, 1, 1] });
+}
+
+/**
+ * Upsample2D (nearest 2×, then 3×3 conv, pad 1) computed on the low-resolution input: output pixel (2i+a, 2j+b)
+ * only sees input rows {i−1, i} (a = 0) or {i, i+1} (a = 1), and likewise columns, so each of the four output
+ * phases is a 2×2 conv whose taps are sums of the 3×3 taps. The four phases are interleaved by DepthToSpace.
+ * Same result with 16/36 of the multiply-adds and no 4×-sized upsampled copy of the input.
+ */
+function upsampleConv(ctx: NetContext, x: Value, module: string): Value {
+  const g = ctx.g;
+  const wRef = ref(ctx, `${module}.weight`);
+  if (wRef.shape.length !== 4 || wRef.shape[2] !== 3 || wRef.shape[3] !== 3) return conv2d(ctx, upsample2x(g, x), module);
+  const W = weight(ctx, `${module}.weight`); // [Co, Ci, 3, 3]
+  const bias = has(ctx, `${module}.bias`) ? [weight(ctx, `${module}.bias`)] : [];
+  const tap = (t: Value, axis: number, i: number) => g.op('Slice', [t, g.constI64([i]), g.constI64([i + 1]), g.constI64([axis])]);
+  /** [phase 0 taps (k0, k1+k2), phase 1 taps (k0+k1, k2)] along `axis` (constant-folded at session creation) */
+  const phases = (t: Value, axis: number): [Value, Value] => {
+    const [k0, k1, k2] = [0, 1, 2].map((i) => tap(t, axis, i));
+    return [g.op('Concat', [k0, g.op('Add', [k1, k2])], { axis }), g.op('Concat', [g.op('Add', [k0, k1]), k2], { axis })];
+  };
+  const outs: Value[] = [];
+  for (const [a, rowsW] of phases(W, 2).entries()) { // [Co, Ci, 2, 3]
+    for (const [b, kW] of phases(rowsW, 3).entries()) { // [Co, Ci, 2, 2]
+      // pads [top, left, bottom, right]: phase 0 looks one pixel back, phase 1 one pixel ahead
+      const pads = [1 - a, 1 - b, a, b];
+      outs.push(g.op('Conv', [x, kW, ...bias], { kernel_shape: [2, 2], pads })); // [B, Co, H, W]
+    }
+  }
+  const cat = g.op('Concat', outs, { axis: 1 }); // [B, 4·Co, H, W], blocks in phase order (a, b)
+  return g.op('DepthToSpace', [cat], { blocksize: 2, mode: 'DCR' }); // [B, Co, 2H, 2W]
+}
+
+/**
+ * The mid-block attention: GroupNorm → one head over all h·w positions (head dim = C, scale 1/√C) with
+ * to_q/to_k/to_v/to_out.0 Linear layers → + residual (rescale factor 1).
+ */
+function midAttention(ctx: NetContext, x: Value, p: string, groups: number): Value {
+  const g = ctx.g;
+  return g.scoped(p, () => {
+    const C = ref(ctx, `${p}.to_q.weight`).shape[0];
+    const n = norm(ctx, x, `${p}.group_norm`, groups, EPS); // [B, C, H, W]
+    const flat = g.op('Reshape', [n, g.constI64([0, C, -1])]); // [B, C, H*W]
+    const t = g.op('Transpose', [flat], { perm: [0, 2, 1] }); // [B, H*W, C]
+    const q = linear(ctx, t, `${p}.to_q`); // [B, H*W, C]
+    const k = linear(ctx, t, `${p}.to_k`); // [B, H*W, C]
+    const v = linear(ctx, t, `${p}.to_v`); // [B, H*W, C]
+    const a = attention(g, q, k, v, 1); // [B, H*W, C]
+    const o = linear(ctx, a, `${p}.to_out.0`); // [B, H*W, C]
+    const back = g.op('Transpose', [o], { perm: [0, 2, 1] }); // [B, C, H*W]
+    const img = g.op('Reshape', [back, g.op('Shape', [x])]); // [B, C, H, W]
+    return g.op('Add', [img, x]);
+  });
+}
+
+/** UNetMidBlock2D: resnet, attention, resnet (the attention is optional in diffusers, always present in SDXL). */
+function midBlock(ctx: NetContext, x: Value, p: string, groups: number): Value {
+  let h = resnet(ctx, x, `${p}.resnets.0`, groups);
+  if (has(ctx, `${p}.attentions.0.to_q.weight`)) h = midAttention(ctx, h, `${p}.attentions.0`, groups);
+  return resnet(ctx, h, `${p}.resnets.1`, groups);
+}
+
+function context(model: VaeSource, label: string): { ctx: NetContext; cfg: VaeConfig } {
+  const cfg = model.config.vae;
+  checkConfig(cfg);
+  const g = new GraphBuilder(label);
+  return { ctx: newContext(g, canonicalWeights(model.weights.vae), 'vae', false), cfg };
+}
+
+/** Encoder graph: `image` [B, 3, H, W] in [−1, 1] → `mean`, `logvar` (clamped), `std` [B, latent, H/8, W/8]. */
+export function buildVaeEncoderGraph(model: VaeSource): BuiltNetwork {
+  const { ctx, cfg } = context(model, 'vae_encoder');
+  const g = ctx.g;
+  const groups = cfg.normNumGroups;
+  const levels = cfg.blockOutChannels.length;
+  const image = g.input('image', 'float32', ['batch', cfg.inChannels, 'height', 'width']);
+  let x = conv2d(ctx, image, 'encoder.conv_in');
+  for (let i = 0; i < levels; i++) {
+    const p = `encoder.down_blocks.${i}`;
+    for (let j = 0; j < cfg.layersPerBlock; j++) x = resnet(ctx, x, `${p}.resnets.${j}`, groups);
+    if (i < levels - 1) x = downsample(ctx, x, `${p}.downsamplers.0.conv`);
+  }
+  x = midBlock(ctx, x, 'encoder.mid_block', groups);
+  x = silu(g, norm(ctx, x, 'encoder.conv_norm_out', groups, EPS));
+  x = conv2d(ctx, x, 'encoder.conv_out'); // [B, 2·latent, h, w]
+  if (has(ctx, 'quant_conv.weight')) x = conv2d(ctx, x, 'quant_conv');
+  const L = cfg.latentChannels;
+  const [mean, rawLogvar] = g.opMulti('Split', [x, g.constI64([L, L])], { axis: 1 }, { numOutputs: 2 }); // 2 × [B, L, h, w]
+  const logvar = g.op('Clip', [rawLogvar, g.scalar(LOGVAR_MIN), g.scalar(LOGVAR_MAX)]);
+  const std = g.op('Exp', [g.op('Mul', [logvar, g.scalar(0.5)])]);
+  const latentDims = ['batch', L, 'latent_height', 'latent_width'];
+  g.output(mean, 'mean', 'float32', latentDims);
+  g.output(logvar, 'logvar', 'float32', latentDims);
+  g.output(std, 'std', 'float32', latentDims);
+  return { graph: g, weights: model.weights.vae, loraSlots: ctx.loraSlots, label: 'vae_encoder' };
+}
+
+/** Decoder graph: `z` [B, latent, h, w] (already ÷ scaling factor) → `image` [B, 3, 8h, 8w], unclamped. */
+export function buildVaeDecoderGraph(model: VaeSource): BuiltNetwork {
+  const { ctx, cfg } = context(model, 'vae_decoder');
+  const g = ctx.g;
+  const groups = cfg.normNumGroups;
+  const levels = cfg.blockOutChannels.length;
+  const z = g.input('z', 'float32', ['batch', cfg.latentChannels, 'latent_height', 'latent_width']);
+  let x = has(ctx, 'post_quant_conv.weight') ? conv2d(ctx, z, 'post_quant_conv') : z;
+  x = conv2d(ctx, x, 'decoder.conv_in');
+  x = midBlock(ctx, x, 'decoder.mid_block', groups);
+  for (let i = 0; i < levels; i++) {
+    const p = `decoder.up_blocks.${i}`;
+    for (let j = 0; j <= cfg.layersPerBlock; j++) x = resnet(ctx, x, `${p}.resnets.${j}`, groups);
+    if (i < levels - 1) x = process.env.VAE_UP === 'plain' ? conv2d(ctx, upsample2x(g, x), `${p}.upsamplers.0.conv`) : upsampleConv(ctx, x, `${p}.upsamplers.0.conv`);
+  }
+  x = silu(g, norm(ctx, x, 'decoder.conv_norm_out', groups, EPS));
+  x = conv2d(ctx, x, 'decoder.conv_out');
+  g.output(x, 'image', 'float32', ['batch', 3, 'height', 'width']);
+  return { graph: g, weights: model.weights.vae, loraSlots: ctx.loraSlots, label: 'vae_decoder' };
+}
+
+function checkInput(what: string, data: Float32Array, dims: number[], multiple: number): void {
+  if (!dims.every((d) => Number.isInteger(d) && d > 0)) {
+    throw new AtelierError('INVALID_INPUT', `${what}: dimensions ${JSON.stringify(dims)} must be positive integers`);
+  }
+  const n = dims.reduce((a, b) => a * b, 1);
+  if (data.length !== n) throw new AtelierError('INVALID_INPUT', `${what}: ${data.length} values for shape ${JSON.stringify(dims)} (needs ${n})`);
+  if (dims[2] % multiple !== 0 || dims[3] % multiple !== 0) {
+    throw new AtelierError('INVALID_INPUT', `${what}: size ${dims[2]}×${dims[3]} is not a multiple of ${multiple}`);
+  }
+}
+
+export interface Posterior {
+  mean: Float32Array;
+  logvar: Float32Array;
+  std: Float32Array;
+}
+
+/** The VAE encoder bound to a session. */
+export class VaeEncoder {
+  readonly scaleFactor: number;
+  readonly latentChannels: number;
+  private constructor(private readonly session: NetworkSession, cfg: VaeConfig) {
+    this.scaleFactor = vaeScaleFactor(cfg);
+    this.latentChannels = cfg.latentChannels;
+  }
+
+  static async create(model: VaeSource, settings?: SessionSettings): Promise<VaeEncoder> {
+    const session = await NetworkSession.create(buildVaeEncoderGraph(model), settings);
+    return new VaeEncoder(session, model.config.vae);
+  }
+
+  /** image [batch, 3, height, width] in [−1, 1] → posterior [batch, latent, height/8, width/8]. */
+  async encode(image: Float32Array, batch: number, height: number, width: number): Promise<Posterior> {
+    const dims = [batch, 3, height, width];
+    checkInput('vae encode image', image, dims, this.scaleFactor);
+    const out = await this.session.run({ image: { data: image, dims } });
+    return { mean: out.mean.data as Float32Array, logvar: out.logvar.data as Float32Array, std: out.std.data as Float32Array };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** The VAE decoder bound to a session. */
+export class VaeDecoder {
+  readonly scaleFactor: number;
+  readonly latentChannels: number;
+  private constructor(private readonly session: NetworkSession, cfg: VaeConfig) {
+    this.scaleFactor = vaeScaleFactor(cfg);
+    this.latentChannels = cfg.latentChannels;
+  }
+
+  static async create(model: VaeSource, settings?: SessionSettings): Promise<VaeDecoder> {
+    const session = await NetworkSession.create(buildVaeDecoderGraph(model), settings);
+    return new VaeDecoder(session, model.config.vae);
+  }
+
+  /** z [batch, latent, h, w] (already ÷ scaling factor) → image [batch, 3, 8h, 8w], raw (about [−1, 1], unclamped). */
+  async decode(z: Float32Array, batch: number, h: number, w: number): Promise<Float32Array> {
+    const dims = [batch, this.latentChannels, h, w];
+    checkInput('vae decode latent', z, dims, 1);
+    const out = await this.session.run({ z: { data: z, dims } });
+    return out.image.data as Float32Array;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

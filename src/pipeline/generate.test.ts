@@ -1,0 +1,105 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { oracleDir } from '../paths.ts';
+import { openModel, type LoadedModel } from '../engine/model-manager.ts';
+import { TraceFile, maxAbsErr } from '../weights/trace.ts';
+import { runPipeline } from './generate.ts';
+import { requestFromTrace } from './trace-request.ts';
+
+const ORACLE = oracleDir();
+let model: LoadedModel;
+
+before(async () => {
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-pipe-'));
+  model = await openModel('tiny', path.join(ORACLE, 'tiny-sdxl'), { cacheDir, settings: { threads: 2 } });
+});
+after(async () => model?.release());
+
+/** NCHW [1,3,H,W] → NHWC like diffusers' output/image_np */
+function toNhwc(t: Float32Array, H: number, W: number): Float32Array {
+  const out = new Float32Array(t.length);
+  for (let c = 0; c < 3; c++) for (let i = 0; i < H * W; i++) out[i * 3 + c] = t[c * H * W + i];
+  return out;
+}
+
+async function reproduce(name: string) {
+  const { request } = await requestFromTrace(ORACLE, name);
+  const trace = await TraceFile.open(path.join(ORACLE, `${name}.safetensors`));
+  const got = new Map<string, Float32Array>();
+  const out = await runPipeline(model.pipeline, request, {}, { trace: (k, v) => got.set(k, v.slice()), longPrompts: 'truncate' });
+  const want = await trace.f32('output/image_np');
+  const image = toNhwc(out.imagesFloat, request.height, request.width);
+  return { request, trace, got, out, image, want };
+}
+
+describe('pipelines reproduce the diffusers traces from their seeds', () => {
+  test('img2img_trace (Euler, strength 0.6, CFG 5, seed 0)', async () => {
+    const { trace, got, out, image, want } = await reproduce('img2img_trace');
+    assert.deepEqual(Array.from(out.images[0].data.slice(0, 0)), []);
+    const inputPixels = await trace.u8('input/image_uint8_hwc');
+    const { request } = await requestFromTrace(ORACLE, 'img2img_trace');
+    assert.deepEqual(Buffer.from(request.image!.data), Buffer.from(inputPixels), 'decoded init image equals the recorded pixels');
+    for (const k of ['unet_cond/encoder_hidden_states', 'unet_cond/text_embeds', 'unet_cond/time_ids', 'vae/encode_input', 'add_noise/original_samples', 'add_noise/noisy_samples']) {
+      const err = maxAbsErr(got.get(k)!, await trace.f32(k));
+      assert.ok(err < 1e-4, `${k}: max abs err ${err}`);
+    }
+    const err = maxAbsErr(image, want);
+    assert.ok(err < 1e-3, `output/image_np max abs err ${err}`);
+    // 8-bit output within one level of the reference rounded the same way
+    let maxLevel = 0;
+    for (let i = 0; i < want.length; i++) maxLevel = Math.max(maxLevel, Math.abs(out.images[0].data[i] - Math.round(want[i] * 255)));
+    assert.ok(maxLevel <= 1, `8-bit difference ${maxLevel}`);
+  });
+
+  test('txt2img_trace (Euler, 8 steps, seed 1)', async () => {
+    const { image, want, got, trace } = await reproduce('txt2img_trace');
+    const e0 = maxAbsErr(got.get('step00/noise_pred_raw')!, await trace.f32('step00/noise_pred_raw'));
+    assert.ok(e0 < 1e-4, `step00 noise_pred_raw ${e0}`);
+    const err = maxAbsErr(image, want);
+    assert.ok(err < 1e-3, `output/image_np max abs err ${err}`);
+  });
+
+  for (const s of ['euler_ancestral', 'heun', 'dpmpp_2m', 'dpmpp_2m_karras', 'ddim', 'lcm', 'euler_trailing']) {
+    test(`sampler_${s}_txt2img_trace`, async () => {
+      const { image, want } = await reproduce(`sampler_${s}_txt2img_trace`);
+      const err = maxAbsErr(image, want);
+      assert.ok(err < 1e-3, `output/image_np max abs err ${err}`);
+    });
+  }
+
+  test('same request twice gives identical pixels', async () => {
+    const { request } = await requestFromTrace(ORACLE, 'txt2img_trace');
+    const a = await runPipeline(model.pipeline, { ...request, steps: 3 });
+    const b = await runPipeline(model.pipeline, { ...request, steps: 3 });
+    assert.deepEqual(Buffer.from(a.images[0].data), Buffer.from(b.images[0].data));
+  });
+
+  test('strength 0.05 at 25 steps still runs one denoising step and changes the image', async () => {
+    const { request } = await requestFromTrace(ORACLE, 'img2img_trace');
+    let steps = 0;
+    const out = await runPipeline(model.pipeline, { ...request, strength: 0.05, steps: 25 }, {}, { onStep: () => steps++ });
+    assert.equal(steps, 1);
+    assert.notDeepEqual(Buffer.from(out.images[0].data), Buffer.from(request.image!.data));
+  });
+
+  test('a batch of 3 images: distinct images, the first equals nothing random across runs', async () => {
+    const { request } = await requestFromTrace(ORACLE, 'txt2img_trace');
+    const out = await runPipeline(model.pipeline, { ...request, steps: 2, numImages: 3 });
+    assert.equal(out.images.length, 3);
+    assert.notDeepEqual(Buffer.from(out.images[0].data), Buffer.from(out.images[1].data));
+  });
+
+  test('cancellation between steps', async () => {
+    const { request } = await requestFromTrace(ORACLE, 'txt2img_trace');
+    const ac = new AbortController();
+    let steps = 0;
+    await assert.rejects(
+      runPipeline(model.pipeline, request, {}, { signal: ac.signal, onStep: () => ++steps === 2 && ac.abort() }),
+      (e: Error & { code?: string }) => e.code === 'CANCELLED',
+    );
+    assert.equal(steps, 2);
+  });
+});

@@ -1,0 +1,197 @@
+/**
+ * Text-to-image and image-to-image with SDXL semantics, step by step as diffusers'
+ * StableDiffusionXLPipeline / StableDiffusionXLImg2ImgPipeline (v0.29) do them, including the order of random draws.
+ */
+import { AtelierError } from '../errors.ts';
+import type { GenerateRequest, RgbImage } from '../engine/types.ts';
+import { TorchGenerator } from '../sampling/rng.ts';
+import { makePlan, addNoise, initialLatents, sample } from '../sampling/index.ts';
+import { applyCfg, rescaleNoiseCfg } from '../sampling/guidance.ts';
+import { buildConditioning, type EncoderSet } from './conditioning.ts';
+import { imageToTensor, tensorToImages, latentPreview } from './image-tensor.ts';
+
+type LoraFeeds = Record<string, { data: Float32Array; dims: readonly number[] }>;
+
+/** The networks a pipeline runs (implemented by networks/*.ts). */
+export interface PipelineModel {
+  encoderSet: Omit<EncoderSet, 'extraEmbeddings' | 'lora' | 'long'>;
+  unet: {
+    run(
+      inputs: {
+        sample: Float32Array;
+        batch: number;
+        height: number;
+        width: number;
+        timestep: Float32Array;
+        encoderHiddenStates: Float32Array;
+        seqLen: number;
+        textEmbeds: Float32Array;
+        timeIds: Float32Array;
+      },
+      lora?: LoraFeeds,
+    ): Promise<Float32Array>;
+  };
+  vaeEncoder: { encode(image: Float32Array, batch: number, height: number, width: number): Promise<{ mean: Float32Array; std: Float32Array }> };
+  vaeDecoder: { decode(z: Float32Array, batch: number, h: number, w: number): Promise<Float32Array> };
+  scalingFactor: number;
+  latentChannels: number;
+}
+
+/** Per-request adapters already turned into network feeds (adapters/). */
+export interface AdapterFeeds {
+  textEncoder1?: LoraFeeds;
+  textEncoder2?: LoraFeeds;
+  unet?: LoraFeeds;
+  extraEmbeddings?: [Float32Array | undefined, Float32Array | undefined];
+  /** tokenizers with the request's textual-inversion tokens added */
+  tokenizers?: EncoderSet['tokenizers'];
+  /** expands a one-token multi-vector embedding into its tokens */
+  rewritePrompt?: (prompt: string) => string;
+}
+
+export interface PipelineHooks {
+  onStep?: (step: number, total: number, preview?: () => RgbImage) => void;
+  signal?: AbortSignal;
+  /** named intermediate tensors, for parity checks */
+  trace?: (name: string, data: Float32Array) => void;
+  /** 'truncate' reproduces diffusers for prompts over 75 tokens; 'chunk' (default) keeps every token */
+  longPrompts?: 'truncate' | 'chunk';
+}
+
+export interface PipelineOutput {
+  images: RgbImage[];
+  /** decoded float images [n, 3, H, W] in [0, 1] before 8-bit rounding */
+  imagesFloat: Float32Array;
+  timings: Record<string, number>;
+}
+
+function checkAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new AtelierError('CANCELLED', 'the job was cancelled');
+}
+
+export async function runPipeline(model: PipelineModel, req: GenerateRequest, adapters: AdapterFeeds = {}, hooks: PipelineHooks = {}): Promise<PipelineOutput> {
+  const t0 = performance.now();
+  const timings: Record<string, number> = {};
+  const lap = (name: string, since: number) => (timings[name] = (performance.now() - since) / 1000);
+  const { width, height, numImages: n } = req;
+  if (width % 8 !== 0 || height % 8 !== 0) throw new AtelierError('INTERNAL', `size ${width}×${height} is not a multiple of 8`);
+  const h = height / 8;
+  const w = width / 8;
+  const c = model.latentChannels;
+  const latentSize = n * c * h * w;
+  const trace = hooks.trace ?? (() => {});
+
+  // 1. Conditioning
+  let t = performance.now();
+  const set: EncoderSet = {
+    encoders: model.encoderSet.encoders,
+    tokenizers: adapters.tokenizers ?? model.encoderSet.tokenizers,
+    extraEmbeddings: adapters.extraEmbeddings,
+    lora: [adapters.textEncoder1, adapters.textEncoder2],
+    long: hooks.longPrompts ?? 'chunk',
+  };
+  const cond = await buildConditioning(set, {
+    prompt: adapters.rewritePrompt ? adapters.rewritePrompt(req.prompt) : req.prompt,
+    negativePrompt: req.negativePrompt !== null && adapters.rewritePrompt ? adapters.rewritePrompt(req.negativePrompt) : req.negativePrompt,
+    guidanceScale: req.guidanceScale,
+    numImages: n,
+    height,
+    width,
+  });
+  trace('unet_cond/encoder_hidden_states', cond.encoderHiddenStates);
+  trace('unet_cond/text_embeds', cond.textEmbeds);
+  trace('unet_cond/time_ids', cond.timeIds);
+  lap('text_encoding', t);
+  checkAborted(hooks.signal);
+
+  // 2. Schedule and initial latents (random draws in diffusers' order)
+  const rng = new TorchGenerator(req.seed);
+  const img2img = req.task === 'image-to-image';
+  const plan = makePlan({ sampler: req.sampler, steps: req.steps, spacing: req.timestepSpacing, strength: img2img ? req.strength : 1 });
+  let latents: Float32Array;
+  if (img2img) {
+    if (!req.image) throw new AtelierError('INTERNAL', 'image-to-image without an image');
+    t = performance.now();
+    const pixels = imageToTensor(req.image); // [1, 3, H, W] in [-1, 1]
+    trace('vae/encode_input', pixels);
+    const { mean, std } = await model.vaeEncoder.encode(pixels, 1, height, width);
+    const eps = rng.randn(mean.length);
+    const z = new Float32Array(mean.length);
+    for (let i = 0; i < z.length; i++) z[i] = (mean[i] + std[i] * eps[i]) * model.scalingFactor;
+    trace('add_noise/original_samples', z);
+    const x0 = new Float32Array(latentSize); // the image latents repeated for every image of the batch
+    for (let i = 0; i < n; i++) x0.set(z, i * z.length);
+    lap('vae_encode', t);
+    const noise = rng.randn(latentSize);
+    latents = addNoise(plan, x0, noise);
+    trace('add_noise/noisy_samples', latents);
+  } else {
+    latents = initialLatents(plan, rng.randn(latentSize));
+  }
+
+  // 3. Denoising loop
+  t = performance.now();
+  let call = 0;
+  const denoise = async (modelInput: Float32Array, timestep: number): Promise<Float32Array> => {
+    checkAborted(hooks.signal);
+    const input = cond.cfg ? concat(modelInput, modelInput) : modelInput; // [B, 4, h, w], B = 2n with CFG
+    const ts = new Float32Array(cond.batch).fill(timestep);
+    const raw = await model.unet.run(
+      {
+        sample: input,
+        batch: cond.batch,
+        height: h,
+        width: w,
+        timestep: ts,
+        encoderHiddenStates: cond.encoderHiddenStates,
+        seqLen: cond.seqLen,
+        textEmbeds: cond.textEmbeds,
+        timeIds: cond.timeIds,
+      },
+      adapters.unet,
+    );
+    const tag = `step${String(call++).padStart(2, '0')}`;
+    trace(`${tag}/noise_pred_raw`, raw);
+    if (!cond.cfg) return raw;
+    const half = raw.length / 2;
+    const uncond = raw.subarray(0, half);
+    const text = raw.subarray(half);
+    let guided = applyCfg(uncond, text, req.guidanceScale);
+    if (req.guidanceRescale > 0) guided = rescaleNoiseCfg(guided, text, req.guidanceRescale, n);
+    trace(`${tag}/noise_pred_guided`, guided);
+    return guided;
+  };
+  latents = await sample(plan, latents, denoise, {
+    rng,
+    signal: hooks.signal,
+    onStep: (done, total, current) => hooks.onStep?.(done, total, () => latentPreview(current, n, c, h, w)),
+  });
+  lap('denoising', t);
+  checkAborted(hooks.signal);
+
+  // 4. Decode, one image at a time to bound memory
+  t = performance.now();
+  const per = c * h * w;
+  const imagesFloat = new Float32Array(n * 3 * height * width);
+  for (let i = 0; i < n; i++) {
+    const z = new Float32Array(per);
+    for (let j = 0; j < per; j++) z[j] = latents[i * per + j] / model.scalingFactor;
+    if (i === 0) trace('vae/decode_input', z);
+    const decoded = await model.vaeDecoder.decode(z, 1, h, w);
+    if (i === 0) trace('vae/decode_output', decoded);
+    for (let j = 0; j < decoded.length; j++) {
+      const v = decoded[j] / 2 + 0.5;
+      imagesFloat[i * decoded.length + j] = v < 0 ? 0 : v > 1 ? 1 : v;
+    }
+  }
+  lap('vae_decode', t);
+  timings.total = (performance.now() - t0) / 1000;
+  return { images: tensorToImages(imagesFloat, n, height, width), imagesFloat, timings };
+}
+
+function concat(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
