@@ -32,9 +32,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     threads: opts.threads,
     maxLoadedModels: opts.maxLoadedModels ?? 1,
   };
-  const worker = new Worker(new URL('./worker.ts', import.meta.url), {
+  const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
     workerData: init,
-    execArgv: ['--import', 'tsx'],
   });
   const pending = new Map<number, Pending>();
   let nextId = 1;
