@@ -3,6 +3,7 @@
  * built once per loaded model. Nothing here touches the sessions: switching adapters costs only feeds.
  */
 import fs from 'node:fs/promises';
+import { AtelierError } from '../errors.ts';
 import type { GenerateRequest } from '../engine/types.ts';
 import type { AdapterFeeds } from '../pipeline/generate.ts';
 import type { LoadedModel } from '../engine/model-manager.ts';
@@ -13,20 +14,54 @@ import { buildSlotTable, loraFeeds, readLoraFile, type ParsedLora, type SlotTabl
 import { readEmbeddingFile, tokensFor, type ParsedEmbedding } from './textual-inversion.ts';
 
 const MAX_CACHED_FILES = 32;
-const fileCache = new Map<string, Promise<ParsedLora | ParsedEmbedding>>();
+/** parsed factors are float32: bound the cache by their bytes too (full-size SDXL LoRAs hold hundreds of MB) */
+const MAX_CACHED_BYTES = 2 * 1024 ** 3;
+const fileCache = new Map<string, { value: Promise<ParsedLora | ParsedEmbedding>; bytes: number }>();
 const slotTables = new WeakMap<LoadedModel, SlotTable>();
 
-async function cached<T extends ParsedLora | ParsedEmbedding>(file: string, load: () => Promise<T>): Promise<T> {
-  const st = await fs.stat(file).catch(() => null);
-  const key = `${file}:${st?.size}:${st?.mtimeMs}`;
-  let p = fileCache.get(key);
-  if (!p) {
-    p = load();
-    p.catch(() => fileCache.delete(key));
-    fileCache.set(key, p);
-    while (fileCache.size > MAX_CACHED_FILES) fileCache.delete(fileCache.keys().next().value as string);
+function parsedBytes(v: ParsedLora | ParsedEmbedding): number {
+  if ('modules' in v) {
+    let n = 0;
+    for (const f of v.modules.values()) n += f.down.byteLength + f.up.byteLength;
+    return n;
   }
-  return p as Promise<T>;
+  return (v.perEncoder[0]?.byteLength ?? 0) + (v.perEncoder[1]?.byteLength ?? 0);
+}
+
+function evict(): void {
+  let total = 0;
+  for (const e of fileCache.values()) total += e.bytes;
+  while (fileCache.size > 0 && (fileCache.size > MAX_CACHED_FILES || total > MAX_CACHED_BYTES)) {
+    const oldest = fileCache.keys().next().value as string;
+    total -= fileCache.get(oldest)!.bytes;
+    fileCache.delete(oldest);
+  }
+}
+
+/** Parsed files cached by what was parsed (kind, and for embeddings the model's widths), path, size and mtime. */
+async function cached<T extends ParsedLora | ParsedEmbedding>(kind: string, file: string, load: () => Promise<T>): Promise<T> {
+  const st = await fs.stat(file).catch(() => null);
+  const key = `${kind}\u0000${file}\u0000${st?.size}:${st?.mtimeMs}`;
+  let e = fileCache.get(key);
+  if (e) {
+    fileCache.delete(key); // most recently used last
+    fileCache.set(key, e);
+  } else {
+    const entry = { value: load() as Promise<ParsedLora | ParsedEmbedding>, bytes: 0 };
+    e = entry;
+    fileCache.set(key, entry);
+    entry.value.then(
+      (v) => {
+        entry.bytes = parsedBytes(v);
+        evict();
+      },
+      () => {
+        if (fileCache.get(key) === entry) fileCache.delete(key);
+      },
+    );
+    evict();
+  }
+  return e.value as Promise<T>;
 }
 
 /** diffusers UNet module → SGM (single-file) module, for kohya names like `lora_unet_input_blocks_4_1_…`. */
@@ -61,8 +96,11 @@ export async function prepareAdapters(m: LoadedModel, req: GenerateRequest, log:
     const applied = [];
     for (let i = 0; i < req.loras.length; i++) {
       const spec = req.loras[i];
-      const lora = await cached(spec.file, () => readLoraFile(spec.file, `loras[${i}].path`));
-      if (lora.unsupported.length > 0) log(`LoRA ${spec.file}: ${lora.unsupported.length} keys of unsupported kinds ignored (e.g. ${lora.unsupported.slice(0, 3).join(', ')})`);
+      const lora = await cached('lora', spec.file, () => readLoraFile(spec.file, `loras[${i}].path`));
+      if (lora.unsupported.length > 0) {
+        const kinds = lora.unsupportedKinds.length > 0 ? ` (${lora.unsupportedKinds.join('/')} modules are not supported)` : '';
+        log(`LoRA ${spec.file}: ${lora.unsupported.length} keys not applied${kinds}: ${lora.unsupported.slice(0, 10).join(', ')}${lora.unsupported.length > 10 ? ' …' : ''}`);
+      }
       applied.push({ lora, scale: spec.scale });
     }
     const { feeds, unmatched, matched } = loraFeeds(slotTableFor(m), applied);
@@ -79,7 +117,7 @@ export async function prepareAdapters(m: LoadedModel, req: GenerateRequest, log:
     const expansions: { from: string; to: string[] }[] = [];
     for (let i = 0; i < req.embeddings.length; i++) {
       const spec = req.embeddings[i];
-      const emb = await cached(spec.file, () => readEmbeddingFile(spec.file, hidden, `embeddings[${i}].path`));
+      const emb = await cached(`embedding:${hidden.join(',')}`, spec.file, () => readEmbeddingFile(spec.file, hidden, `embeddings[${i}].path`));
       const bound = tokensFor(emb, spec.tokens, `embeddings[${i}].tokens`);
       if (bound.expand) expansions.push(bound.expand);
       for (const e of [0, 1] as const) {
@@ -90,9 +128,17 @@ export async function prepareAdapters(m: LoadedModel, req: GenerateRequest, log:
       }
       log(`embedding ${spec.file}: ${emb.count} vector(s) bound to ${bound.tokens.join(' ')}`);
     }
-    const [t1, t2] = m.tokenizers;
-    const a1 = tokens[0].length ? t1.withAddedTokens(tokens[0]).tokenizer : t1;
-    const a2 = tokens[1].length ? t2.withAddedTokens(tokens[1]).tokenizer : t2;
+    const vocab = [m.model.config.textEncoder1.vocabSize, m.model.config.textEncoder2.vocabSize];
+    const [a1, a2] = ([0, 1] as const).map((e) => {
+      const base = m.tokenizers[e];
+      if (tokens[e].length === 0) return base;
+      const { tokenizer, ids } = base.withAddedTokens(tokens[e]);
+      // the encoder reads row (id − vocabSize) of its extra embeddings: the new ids must follow the model's table
+      if (ids.some((id, k) => id !== vocab[e] + k)) {
+        throw new AtelierError('ADAPTER_INVALID', `text encoder ${e + 1}: embedding tokens got ids ${ids.join(', ')} but the model's vocabulary has ${vocab[e]} rows; tokenizer and model disagree`, { field: 'embeddings' });
+      }
+      return tokenizer;
+    });
     out.tokenizers = [a1, a2];
     out.extraEmbeddings = [rows[0].length ? concatRows(rows[0]) : undefined, rows[1].length ? concatRows(rows[1]) : undefined];
     if (expansions.length) {

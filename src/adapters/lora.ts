@@ -9,7 +9,7 @@
 import { AtelierError } from '../errors.ts';
 import type { LoraSlot } from '../networks/blocks.ts';
 import { readSafetensorsHeader, readTensorF32, tensorRefOf } from '../weights/safetensors.ts';
-import { candidateKeys, splitLoraKey, UNSUPPORTED_SUFFIXES, type LoraTarget } from './lora-format.ts';
+import { candidateKeys, splitLoraKey, splitUnsupportedKey, type LoraTarget } from './lora-format.ts';
 
 export interface LoraModuleFactors {
   down: Float32Array; // [r, in] or [r, in, kh, kw]
@@ -23,8 +23,42 @@ export interface LoraModuleFactors {
 export interface ParsedLora {
   file: string;
   modules: Map<string, LoraModuleFactors>;
-  /** keys of kinds we do not apply (LoHa, LoKr, DoRA …) */
+  /** keys not applied: unknown keys, incomplete modules and modules of unsupported kinds (LoHa, LoKr, DoRA …) */
   unsupported: string[];
+  /** names of the unsupported adapter kinds met (e.g. "LoHa") */
+  unsupportedKinds: string[];
+}
+
+interface ModuleKeys {
+  down?: string;
+  up?: string;
+  alpha?: string;
+  mid?: string;
+  /** keys of unsupported kinds naming this module */
+  other: string[];
+}
+
+/**
+ * down' [r, in, kh, kw] = Σ_s mid[r, s, kh, kw]·down[s, in]: a 1×1 conv followed by a kh×kw conv is one kh×kw conv
+ * (bias-free, so zero padding commutes with the 1×1 part). LyCORIS `modules/locon.py` (use_tucker/CP).
+ */
+function foldMid(down: Float32Array, downShape: number[], mid: Float32Array, midShape: number[]): Float32Array {
+  const [r, s, kh, kw] = midShape;
+  const inF = downShape[1];
+  const k = kh * kw;
+  const out = new Float32Array(r * inF * k);
+  for (let a = 0; a < r; a++) {
+    for (let b = 0; b < s; b++) {
+      for (let i = 0; i < inF; i++) {
+        const d = down[b * inF + i];
+        if (d === 0) continue;
+        const o = (a * inF + i) * k;
+        const m = (a * s + b) * k;
+        for (let j = 0; j < k; j++) out[o + j] += mid[m + j] * d;
+      }
+    }
+  }
+  return out;
 }
 
 export async function readLoraFile(file: string, field = 'loras'): Promise<ParsedLora> {
@@ -34,46 +68,66 @@ export async function readLoraFile(file: string, field = 'loras'): Promise<Parse
   const header = await readSafetensorsHeader(file).catch((cause) => {
     throw new AtelierError('ADAPTER_INVALID', `LoRA "${file}": ${(cause as Error).message}`, { field, cause });
   });
-  const parts = new Map<string, { down?: string; up?: string; alpha?: string }>();
+  const parts = new Map<string, ModuleKeys>();
   const unsupported: string[] = [];
+  const kinds = new Set<string>();
+  const entry = (module: string) => {
+    let p = parts.get(module);
+    if (!p) parts.set(module, (p = { other: [] }));
+    return p;
+  };
   for (const key of header.tensors.keys()) {
     const split = splitLoraKey(key);
-    if (!split) {
-      unsupported.push(key);
+    if (split) {
+      entry(split.module)[split.role] = key;
       continue;
     }
-    const p = parts.get(split.module) ?? {};
-    p[split.role] = key;
-    parts.set(split.module, p);
+    const other = splitUnsupportedKey(key);
+    if (other) {
+      entry(other.module).other.push(key);
+      kinds.add(other.kind);
+      continue;
+    }
+    unsupported.push(key);
   }
   const modules = new Map<string, LoraModuleFactors>();
+  const bad = (module: string, why: string) => new AtelierError('ADAPTER_INVALID', `LoRA "${file}": module "${module}" ${why}`, { field });
   for (const [module, p] of parts) {
-    if (!p.down || !p.up) {
-      unsupported.push(...[p.down, p.up, p.alpha].filter((k): k is string => !!k));
+    if (!p.down || !p.up || p.other.length > 0) {
+      unsupported.push(...[p.down, p.up, p.mid, p.alpha, ...p.other].filter((k): k is string => !!k));
       continue;
     }
     const downRef = tensorRefOf(header, p.down);
     const upRef = tensorRefOf(header, p.up);
-    const rank = downRef.shape[0];
-    if (upRef.shape[1] !== rank) {
-      throw new AtelierError('ADAPTER_INVALID', `LoRA "${file}": module "${module}" has down rank ${rank} but up ${JSON.stringify(upRef.shape)}`, { field });
+    let down = await readTensorF32(downRef);
+    let downShape = downRef.shape;
+    if (p.mid) {
+      const midRef = tensorRefOf(header, p.mid);
+      const [r, s] = midRef.shape;
+      if (midRef.shape.length !== 4 || downShape.length !== 4 || downShape[0] !== s || downShape[2] !== 1 || downShape[3] !== 1) {
+        throw bad(module, `has lora_mid ${JSON.stringify(midRef.shape)} and lora_down ${JSON.stringify(downShape)}; expected [r, r, kh, kw] and [r, in, 1, 1]`);
+      }
+      down = foldMid(down, downShape, await readTensorF32(midRef), midRef.shape);
+      downShape = [r, downShape[1], midRef.shape[2], midRef.shape[3]];
     }
-    const alpha = p.alpha ? (await readTensorF32(tensorRefOf(header, p.alpha)))[0] : undefined;
-    modules.set(module, {
-      down: await readTensorF32(downRef),
-      up: await readTensorF32(upRef),
-      rank,
-      downShape: downRef.shape,
-      upShape: upRef.shape,
-      alpha,
-    });
+    const rank = downShape[0];
+    if (upRef.shape.length < 2 || upRef.shape[1] !== rank) {
+      throw bad(module, `has down rank ${rank} but up ${JSON.stringify(upRef.shape)}`);
+    }
+    let alpha: number | undefined;
+    if (p.alpha) {
+      const a = await readTensorF32(tensorRefOf(header, p.alpha));
+      if (a.length !== 1 || !Number.isFinite(a[0])) throw bad(module, `has alpha ${JSON.stringify(Array.from(a.slice(0, 4)))}; expected one finite number`);
+      alpha = a[0];
+    }
+    modules.set(module, { down, up: await readTensorF32(upRef), rank, downShape, upShape: upRef.shape, alpha });
   }
   if (modules.size === 0) {
     const sample = [...header.tensors.keys()].slice(0, 3).join(', ');
-    const why = unsupported.some((k) => UNSUPPORTED_SUFFIXES.some((s) => k.endsWith(s))) ? ' (LoHa/LoKr/DoRA adapters are not supported)' : '';
+    const why = kinds.size > 0 ? ` (${[...kinds].join('/')} adapters are not supported; LoRA and LyCORIS LoCon are)` : '';
     throw new AtelierError('ADAPTER_INVALID', `"${file}" holds no LoRA factors${why}; keys look like: ${sample}`, { field });
   }
-  return { file, modules, unsupported };
+  return { file, modules, unsupported, unsupportedKinds: [...kinds] };
 }
 
 export interface SlotTable {
@@ -118,9 +172,11 @@ export function loraFeeds(table: SlotTable, applied: readonly AppliedLora[]): { 
       }
       matched++;
       const s = scale * (f.alpha !== undefined ? f.alpha / f.rank : 1);
-      const e = perSlot.get(hit.slot.downInput) ?? { target: hit.target, slot: hit.slot, parts: [] };
+      // input names repeat across networks (both text encoders have `lora_down:text_model.…`): key by target too
+      const key = `${hit.target}\u0000${hit.slot.downInput}`;
+      const e = perSlot.get(key) ?? { target: hit.target, slot: hit.slot, parts: [] };
       e.parts.push({ f, s });
-      perSlot.set(hit.slot.downInput, e);
+      perSlot.set(key, e);
     }
   }
   const feeds: LoraFeeds = { unet: {}, textEncoder1: {}, textEncoder2: {} };

@@ -13,6 +13,7 @@ export interface EngineOptions {
   defaultModel?: string;
   dataDir: string;
   threads?: number;
+  device?: WorkerInit['device'];
   maxLoadedModels?: number;
 }
 
@@ -30,6 +31,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     defaultModel: opts.defaultModel,
     dataDir: opts.dataDir,
     threads: opts.threads,
+    device: opts.device,
     maxLoadedModels: opts.maxLoadedModels ?? 1,
   };
   const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {

@@ -6,6 +6,8 @@ export interface WorkerInit {
   defaultModel?: string;
   dataDir: string;
   threads?: number;
+  /** execution provider: cpu (default), cuda, tensorrt, webgpu (needs an onnxruntime build with it) */
+  device?: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
   /** how many models stay loaded at once (least recently used is released first) */
   maxLoadedModels: number;
 }

@@ -20,7 +20,7 @@ const sources = new Map(init.models.map((m) => [m.name, m.path]));
 const defaultModel = init.defaultModel ?? init.models[0]?.name;
 const manager = new ModelManager(sources, {
   cacheDir: path.join(init.dataDir, 'cache'),
-  settings: { threads: init.threads ?? os.availableParallelism() },
+  settings: { threads: init.threads ?? os.availableParallelism(), provider: init.device ?? 'cpu' },
   maxLoaded: init.maxLoadedModels,
 });
 

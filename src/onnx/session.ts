@@ -82,7 +82,11 @@ export class Session {
       const inner = await ort.InferenceSession.create(model, options);
       return new Session(inner, opts.label ?? 'session');
     } catch (cause) {
-      throw new AtelierError('INTERNAL', `onnxruntime could not create the ${opts.label ?? ''} session: ${(cause as Error).message}`, { cause });
+      const hint =
+        opts.provider && opts.provider !== 'cpu'
+          ? ` (device "${opts.provider}": install onnxruntime's GPU libraries with \`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node\`; available here: ${availableProviders().join(', ')})`
+          : '';
+      throw new AtelierError('INTERNAL', `onnxruntime could not create the ${opts.label ?? ''} session: ${(cause as Error).message}${hint}`, { cause });
     }
   }
 
