@@ -35,6 +35,7 @@ const SPEC: FlagSpec = {
   model: { type: 'string', help: 'checkpoint: .safetensors file or diffusers folder (default: the built-in tiny test model)' },
   'data-dir': { type: 'string', help: 'data folder for caches and the test model (default ./data)' },
   threads: { type: 'number', help: 'CPU threads (default: all cores)' },
+  device: { type: 'string', help: 'cpu (default), cuda or tensorrt (needs onnxruntime GPU libraries; default $ATELIER_DEVICE)' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -117,6 +118,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     models: [{ name: path.basename(modelPath), path: modelPath }],
     dataDir,
     threads: f.threads as number | undefined,
+    device: oneOf(f.device ?? process.env.ATELIER_DEVICE, 'device', ['cpu', 'cuda', 'tensorrt', 'webgpu'] as const, 'cpu'),
   });
   const bar = progressBar(process.stderr);
   try {

@@ -9,7 +9,7 @@ import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
 import type { Engine, GenerateOptions, GenerateRequest, GenerateResult, ModelInfo } from './types.ts';
 
 export interface EngineOptions {
-  models: { name: string; path: string }[];
+  models: { name: string; path: string; isTestModel?: boolean }[];
   defaultModel?: string;
   dataDir: string;
   threads?: number;

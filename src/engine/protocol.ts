@@ -2,7 +2,7 @@
 import type { GenerateRequest, GenerateResult, ModelInfo, ProgressEvent } from './types.ts';
 
 export interface WorkerInit {
-  models: { name: string; path: string }[];
+  models: { name: string; path: string; isTestModel?: boolean }[];
   defaultModel?: string;
   dataDir: string;
   threads?: number;

@@ -85,6 +85,6 @@ const models: ModelInfo[] = init.models.map((m) => ({
   name: m.name,
   source: m.path,
   layout: m.path.endsWith('.safetensors') ? 'single-file' : 'diffusers',
-  isTestModel: m.name === 'atelier-tiny-sdxl',
+  isTestModel: m.isTestModel ?? false,
 }));
 send({ type: 'ready', models });

@@ -1,0 +1,152 @@
+/**
+ * Submit-time work: validate the wire input against the endpoint's table, fetch and decode the input image
+ * (so a bad image is a 4xx on submit, never a failed job), plan the output size, resolve local adapters,
+ * choose the seed, and produce the job the runner will execute. The decoded input is stored with the job
+ * (PNG, already resized), so a restart never fetches it again.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Engine } from '../engine/types.ts';
+import { AtelierError } from '../errors.ts';
+import type { AllowList } from '../images/address-guard.ts';
+import { decodeImage, encodeImage } from '../images/codec.ts';
+import { fetchBytes } from '../images/fetch.ts';
+import { resizeRgb, resolveOutputSize, type OutputPlan } from '../images/sizes.ts';
+import type { JobInput } from '../jobs/queue.ts';
+import { isRemoteAdapter, resolveLocalAdapter, type AdapterDirs } from './adapters.ts';
+import type { EndpointDef } from './endpoints.ts';
+import { ValidationFailed } from './errors.ts';
+import { inputFields, MAX_SEED, type WireInput } from './schemas.ts';
+import { validateObject } from './validator.ts';
+
+export interface PrepareContext {
+  engine: Engine;
+  maxPixels: number;
+  maxImageBytes: number;
+  allow: AllowList;
+  adapterDirs: AdapterDirs;
+  httpRequestId?: string;
+  signal?: AbortSignal;
+}
+
+/** Model names the engine serves, and the default one (the first, or the configured default). */
+export function modelChoice(engine: Engine, configuredDefault?: string): { names: string[]; default?: string } {
+  const names = engine.listModels().map((m) => m.name);
+  const def = configuredDefault && names.includes(configuredDefault) ? configuredDefault : names[0];
+  return { names, ...(def ? { default: def } : {}) };
+}
+
+/** Validate against the endpoint's table: returns the input with defaults, or throws ValidationFailed (422). */
+export function validateInput(endpoint: EndpointDef, body: unknown, engine: Engine, defaultModel?: string): WireInput {
+  const models = modelChoice(engine, defaultModel);
+  const { value, issues } = validateObject(body, inputFields(endpoint.task, models.names, models.default));
+  if (issues.length > 0) throw new ValidationFailed(issues);
+  return value as unknown as WireInput;
+}
+
+/** Input largest accepted: the output limit, but at least 40 MP so camera photos pass (they are resized down). */
+export function maxInputPixels(maxPixels: number): number {
+  return Math.max(maxPixels, 40_000_000);
+}
+
+export async function prepareJob(
+  endpoint: EndpointDef,
+  w: WireInput,
+  ctx: PrepareContext,
+): Promise<{ input: JobInput; inputImage?: Uint8Array }> {
+  if (ctx.engine.listModels().length === 0) throw new AtelierError('NO_MODEL', 'no model is loaded on this server');
+
+  // 1. Output size, and the input image resized to the generate size.
+  let plan: OutputPlan;
+  let inputImage: Uint8Array | undefined;
+  if (endpoint.task === 'image-to-image') {
+    const fetched = await fetchBytes(w.image_url!, {
+      maxBytes: ctx.maxImageBytes,
+      timeoutMs: 30_000,
+      maxRedirects: 5,
+      allow: ctx.allow,
+      field: 'image_url',
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
+    const decoded = await decodeImage(fetched.bytes, { maxPixels: maxInputPixels(ctx.maxPixels), field: 'image_url' });
+    plan = resolveOutputSize({
+      imageSize: w.image_size,
+      inputSize: { width: decoded.width, height: decoded.height },
+      preserveAspectRatio: w.preserve_aspect_ratio ?? false,
+      cropOutput: w.crop_output ?? false,
+      maxPixels: ctx.maxPixels,
+    });
+    const resized = await resizeRgb(decoded, plan.generateWidth, plan.generateHeight, 'fill');
+    inputImage = (await encodeImage(resized, 'png')).bytes;
+  } else {
+    plan = resolveOutputSize({ imageSize: w.image_size, preserveAspectRatio: false, cropOutput: false, maxPixels: ctx.maxPixels });
+  }
+
+  // 2. Adapters: URLs are fetched by the runner (cached); local names are resolved now.
+  const loras = w.loras.map((l, i) => ({
+    ...adapterSource(l.path, ctx.adapterDirs.loras, `loras.${i}.path`, 'LoRA', ctx.adapterDirs.known.loras),
+    scale: l.scale,
+  }));
+  const embeddings = w.embeddings.map((e, i) => ({
+    ...adapterSource(e.path, ctx.adapterDirs.embeddings, `embeddings.${i}.path`, 'embedding', ctx.adapterDirs.known.embeddings),
+    tokens: e.tokens,
+  }));
+
+  const input: JobInput = {
+    request: {
+      task: endpoint.task,
+      ...(w.model ? { model: w.model } : {}),
+      prompt: w.prompt,
+      // "" and absent both mean "nothing to exclude": zero negative conditioning (SDXL's force_zeros_for_empty_prompt).
+      negativePrompt: w.negative_prompt ? w.negative_prompt : null,
+      strength: w.strength ?? 1,
+      width: plan.generateWidth,
+      height: plan.generateHeight,
+      numImages: w.num_images,
+      steps: w.num_inference_steps,
+      guidanceScale: w.guidance_scale,
+      guidanceRescale: w.guidance_rescale,
+      seed: w.seed ?? randomSeed(),
+      sampler: w.sampler,
+      timestepSpacing: w.timestep_spacing,
+    },
+    loras,
+    embeddings,
+    output: {
+      finalWidth: plan.finalWidth,
+      finalHeight: plan.finalHeight,
+      ...(plan.crop ? { crop: plan.crop } : {}),
+      format: w.format,
+      syncMode: w.sync_mode,
+      enableSafetyChecker: w.enable_safety_checker,
+      expandPrompt: w.expand_prompt,
+    },
+    ...(ctx.httpRequestId ? { httpRequestId: ctx.httpRequestId } : {}),
+  };
+  return { input, ...(inputImage ? { inputImage } : {}) };
+}
+
+function adapterSource(
+  value: string,
+  dirs: string[],
+  field: string,
+  kind: 'LoRA' | 'embedding',
+  known: ReadonlyMap<string, string>,
+): { kind: 'file' | 'url'; source: string } {
+  if (!isRemoteAdapter(value)) return { kind: 'file', source: resolveLocalAdapter(value, dirs, field, kind, known) };
+  if (value.toLowerCase().startsWith('data:')) return { kind: 'url', source: value };
+  try {
+    new URL(value);
+  } catch (cause) {
+    throw new AtelierError('URL_REFUSED', `${field}: ${JSON.stringify(value.slice(0, 100))} is not a valid URL`, { field, cause });
+  }
+  return { kind: 'url', source: value };
+}
+
+/** A uniformly random seed in 0 – 2^53-1 (service side; the engine itself never draws randomness). */
+export function randomSeed(): number {
+  const b = randomBytes(8);
+  const hi = b.readUInt32BE(0) & 0x1fffff; // 21 bits
+  const lo = b.readUInt32BE(4); // 32 bits
+  const seed = hi * 2 ** 32 + lo;
+  return Math.min(seed, MAX_SEED);
+}

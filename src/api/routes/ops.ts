@@ -1,0 +1,36 @@
+/** /healthz, /metrics (Prometheus), /openapi.json, /docs. */
+import type { FastifyInstance } from 'fastify';
+import { docsPage, openApiDocument } from '../openapi.ts';
+import { modelChoice } from '../prepare.ts';
+
+export function registerOpsRoutes(app: FastifyInstance): void {
+  app.get('/healthz', { config: { public: true } }, async (_request, reply) => {
+    const ctx = app.atelier;
+    const models = ctx.engine.listModels();
+    const counts = await ctx.queue.counts();
+    const ok = models.length > 0 && !ctx.closing;
+    return reply.code(ok ? 200 : 503).send({
+      status: ctx.closing ? 'shutting_down' : ok ? 'ok' : 'no_model',
+      models: models.map((m) => ({ name: m.name, layout: m.layout, is_test_model: m.isTestModel })),
+      queue: { queued: counts.queued, running: counts.running },
+      running_request_id: ctx.runner.runningJobId ?? null,
+    });
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    reply.type('text/plain; version=0.0.4; charset=utf-8');
+    return app.atelier.metrics.render();
+  });
+
+  app.get('/openapi.json', { config: { public: true } }, async (request) => {
+    const ctx = app.atelier;
+    const m = modelChoice(ctx.engine, ctx.config.defaultModel);
+    return openApiDocument(m.names, m.default, ctx.config.publicUrl ?? `${request.protocol}://${request.host}`);
+  });
+
+  app.get('/docs', { config: { public: true } }, async (_request, reply) => {
+    const ctx = app.atelier;
+    const m = modelChoice(ctx.engine, ctx.config.defaultModel);
+    return reply.type('text/html; charset=utf-8').send(docsPage(m.names, m.default));
+  });
+}
