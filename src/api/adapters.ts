@@ -92,3 +92,37 @@ export function resolveLocalAdapter(
   }
   throw new AtelierError('ADAPTER_INVALID', `${field}: no ${kind} named ${JSON.stringify(name)} in ${dirs.join(', ')}`, { field });
 }
+
+/**
+ * Every `.safetensors` under the adapter folders (names relative to their folder, without the extension, as
+ * requests may give them) plus the names found by the models-folder scan; sorted, without duplicates.
+ */
+export function listLocalAdapters(dirs: readonly string[], known: ReadonlyMap<string, string>): { name: string; size_bytes: number }[] {
+  const out = new Map<string, number>();
+  const size = (file: string) => {
+    try {
+      return fs.statSync(file).size;
+    } catch {
+      return 0;
+    }
+  };
+  for (const [name, file] of known) out.set(name, size(file));
+  const walk = (root: string, dir: string, depth: number) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory() && depth < 4) walk(root, p, depth + 1);
+      else if (e.isFile() && e.name.toLowerCase().endsWith('.safetensors')) {
+        const name = path.relative(root, p).split(path.sep).join('/').replace(/\.safetensors$/i, '');
+        if (!out.has(name)) out.set(name, size(p));
+      }
+    }
+  };
+  for (const d of dirs) walk(d, d, 0);
+  return [...out].sort(([a], [b]) => a.localeCompare(b)).map(([name, size_bytes]) => ({ name, size_bytes }));
+}

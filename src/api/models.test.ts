@@ -33,6 +33,7 @@ function tinySafetensors(): Buffer {
 
 before(async () => {
   fs.mkdirSync(path.join(modelsDir, 'models', 'loras'), { recursive: true });
+  fs.mkdirSync(path.join(modelsDir, 'models', 'embeddings'), { recursive: true });
   fs.writeFileSync(path.join(modelsDir, 'models', 'loras', 'pixel.safetensors'), tinySafetensors());
   files = http.createServer((req, res) => {
     fileHits++;
@@ -86,6 +87,19 @@ describe('models and adapters through the API', () => {
     const doc: any = await (await fetch(`${base}/openapi.json`)).json();
     const model = doc.components.schemas.SdxlTextToImageInput.properties.model;
     assert.deepEqual([model.enum, model.default], [engine.listModels().map((m) => m.name), last]);
+  });
+
+  it('GET /v1/models lists checkpoints, LoRAs and embeddings available locally', async () => {
+    fs.mkdirSync(path.join(modelsDir, 'models', 'embeddings', 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(modelsDir, 'models', 'embeddings', 'sub', 'concept.safetensors'), tinySafetensors());
+    const r = await fetch(`${base}/v1/models`);
+    assert.equal(r.status, 200);
+    const body: any = await r.json();
+    assert.deepEqual(body.checkpoints.map((c: any) => [c.name, c.default]), [['tiny-a', false], ['tiny-b', true]]);
+    assert.ok(body.checkpoints.every((c: any) => c.is_test_model === true));
+    assert.deepEqual(body.loras.map((l: any) => l.name), ['pixel']);
+    assert.ok(body.loras[0].size_bytes > 0);
+    assert.deepEqual(body.embeddings.map((l: any) => l.name), ['sub/concept']);
   });
 
   it('LoRAs by local name and by URL (downloaded once into the cache), embeddings by URL', async () => {

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { docsPage, openApiDocument } from '../openapi.ts';
 import { modelChoice } from '../prepare.ts';
+import { listLocalAdapters } from '../adapters.ts';
 
 export function registerOpsRoutes(app: FastifyInstance): void {
   app.get('/healthz', { config: { public: true } }, async (_request, reply) => {
@@ -15,6 +16,17 @@ export function registerOpsRoutes(app: FastifyInstance): void {
       queue: { queued: counts.queued, running: counts.running },
       running_request_id: ctx.runner.runningJobId ?? null,
     });
+  });
+
+  /** What this server can serve locally: checkpoints (choose with `model`), LoRAs and embeddings (by name in `path`). */
+  app.get('/v1/models', async () => {
+    const ctx = app.atelier;
+    const m = modelChoice(ctx.engine, ctx.config.defaultModel);
+    return {
+      checkpoints: ctx.engine.listModels().map((x) => ({ name: x.name, layout: x.layout, is_test_model: x.isTestModel, default: x.name === m.default })),
+      loras: listLocalAdapters(ctx.adapterDirs.loras, ctx.adapterDirs.known.loras),
+      embeddings: listLocalAdapters(ctx.adapterDirs.embeddings, ctx.adapterDirs.known.embeddings),
+    };
   });
 
   app.get('/metrics', async (_request, reply) => {
