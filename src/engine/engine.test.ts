@@ -81,3 +81,10 @@ test('the same request twice gives identical bytes; an unknown model is a clear 
   assert.deepEqual(Buffer.from(a.images[0].data), Buffer.from(b.images[0].data));
   await assert.rejects(engine.generate({ ...base, model: 'nope' }), /model "nope" is not served; available: tiny-sdxl/);
 });
+
+test('a broken checkpoint fails the engine start with its own message', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-broken-'));
+  const file = path.join(dir, 'broken.safetensors');
+  fs.writeFileSync(file, Buffer.from('not a safetensors file at all'));
+  await assert.rejects(createEngine({ models: [{ name: 'broken', path: file }], dataDir: dir }), /could not load model "broken": .*broken\.safetensors/);
+});

@@ -73,6 +73,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         case 'fatal':
           dead = new AtelierError('NO_MODEL', msg.message);
           reject(dead);
+          void worker.terminate();
           break;
       }
     });

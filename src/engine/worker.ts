@@ -87,4 +87,10 @@ const models: ModelInfo[] = init.models.map((m) => ({
   layout: m.path.endsWith('.safetensors') ? 'single-file' : 'diffusers',
   isTestModel: m.isTestModel ?? false,
 }));
-send({ type: 'ready', models });
+// Load the default model before announcing readiness: the first request doesn't pay for it, and a broken
+// checkpoint fails the start with its own message instead of failing every job.
+const warm = defaultModel ? manager.get(defaultModel) : Promise.resolve();
+warm.then(
+  () => send({ type: 'ready', models }),
+  (e) => send({ type: 'fatal', message: `could not load model "${defaultModel}": ${(e as Error)?.message ?? e}` }),
+);
