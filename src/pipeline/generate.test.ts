@@ -92,6 +92,18 @@ describe('pipelines reproduce the diffusers traces from their seeds', () => {
     assert.notDeepEqual(Buffer.from(out.images[0].data), Buffer.from(out.images[1].data));
   });
 
+  test('large batches run in UNet slices with the same result', async () => {
+    const { request } = await requestFromTrace(ORACLE, 'txt2img_trace');
+    const r = { ...request, steps: 2, numImages: 3 };
+    const whole = await runPipeline(model.pipeline, r);
+    let calls = 0;
+    const counting = { ...model.pipeline, unet: { run: (i: Parameters<typeof model.pipeline.unet.run>[0], l?: Parameters<typeof model.pipeline.unet.run>[1]) => (calls++, model.pipeline.unet.run(i, l)) } };
+    const sliced = await runPipeline(counting, r, {}, { maxBatchLatentPixels: 2 * 8 * 8 });
+    assert.equal(calls, 2 * 3, 'CFG batch 6 in slices of 2, for 2 steps');
+    const err = maxAbsErr(whole.imagesFloat, sliced.imagesFloat);
+    assert.ok(err < 1e-5, `sliced vs whole batch: ${err}`);
+  });
+
   test('cancellation between steps', async () => {
     const { request } = await requestFromTrace(ORACLE, 'txt2img_trace');
     const ac = new AbortController();

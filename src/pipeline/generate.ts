@@ -56,6 +56,50 @@ export interface PipelineHooks {
   trace?: (name: string, data: Float32Array) => void;
   /** 'truncate' reproduces diffusers for prompts over 75 tokens; 'chunk' (default) keeps every token */
   longPrompts?: 'truncate' | 'chunk';
+  /** UNet batch budget in latent pixels (batch × h × w); larger batches run in slices (default: one CFG 1024² image) */
+  maxBatchLatentPixels?: number;
+}
+
+/** By default one UNet call holds at most a CFG pair of 1024² latents (2 × 128 × 128): bounded activation memory. */
+export const DEFAULT_MAX_BATCH_LATENT_PIXELS = 2 * 128 * 128;
+
+export function maxUnetBatch(h: number, w: number, budget = DEFAULT_MAX_BATCH_LATENT_PIXELS): number {
+  return Math.max(1, Math.floor(budget / (h * w)));
+}
+
+type UnetRun = PipelineModel['unet']['run'];
+type UnetInputs = Parameters<UnetRun>[0];
+
+/** Run the UNet over the batch in slices of at most `maxBatch` samples (each sample is independent). */
+async function runUnetChunked(
+  unet: PipelineModel['unet'],
+  lora: LoraFeeds | undefined,
+  a: Omit<UnetInputs, 'timestep'> & { timestep: number; maxBatch: number },
+): Promise<Float32Array> {
+  const per = a.sample.length / a.batch;
+  const out = new Float32Array(a.sample.length);
+  const ctx = a.encoderHiddenStates.length / a.batch;
+  const pooled = a.textEmbeds.length / a.batch;
+  for (let b0 = 0; b0 < a.batch; b0 += a.maxBatch) {
+    const b1 = Math.min(a.batch, b0 + a.maxBatch);
+    const n = b1 - b0;
+    const r = await unet.run(
+      {
+        sample: a.sample.subarray(b0 * per, b1 * per),
+        batch: n,
+        height: a.height,
+        width: a.width,
+        timestep: new Float32Array(n).fill(a.timestep),
+        encoderHiddenStates: a.encoderHiddenStates.subarray(b0 * ctx, b1 * ctx),
+        seqLen: a.seqLen,
+        textEmbeds: a.textEmbeds.subarray(b0 * pooled, b1 * pooled),
+        timeIds: a.timeIds.subarray(b0 * 6, b1 * 6),
+      },
+      lora,
+    );
+    out.set(r, b0 * per);
+  }
+  return out;
 }
 
 export interface PipelineOutput {
@@ -135,21 +179,18 @@ export async function runPipeline(model: PipelineModel, req: GenerateRequest, ad
   const denoise = async (modelInput: Float32Array, timestep: number): Promise<Float32Array> => {
     checkAborted(hooks.signal);
     const input = cond.cfg ? concat(modelInput, modelInput) : modelInput; // [B, 4, h, w], B = 2n with CFG
-    const ts = new Float32Array(cond.batch).fill(timestep);
-    const raw = await model.unet.run(
-      {
-        sample: input,
-        batch: cond.batch,
-        height: h,
-        width: w,
-        timestep: ts,
-        encoderHiddenStates: cond.encoderHiddenStates,
-        seqLen: cond.seqLen,
-        textEmbeds: cond.textEmbeds,
-        timeIds: cond.timeIds,
-      },
-      adapters.unet,
-    );
+    const raw = await runUnetChunked(model.unet, adapters.unet, {
+      sample: input,
+      batch: cond.batch,
+      height: h,
+      width: w,
+      timestep,
+      encoderHiddenStates: cond.encoderHiddenStates,
+      seqLen: cond.seqLen,
+      textEmbeds: cond.textEmbeds,
+      timeIds: cond.timeIds,
+      maxBatch: maxUnetBatch(h, w, hooks.maxBatchLatentPixels),
+    });
     const tag = `step${String(call++).padStart(2, '0')}`;
     trace(`${tag}/noise_pred_raw`, raw);
     if (!cond.cfg) return raw;
