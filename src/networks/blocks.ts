@@ -113,9 +113,24 @@ export function conv2d(ctx: NetContext, x: Value, module: string, opts: { stride
   return y;
 }
 
-/** GroupNorm over [B, C, H, W] with per-channel affine (ONNX GroupNormalization, opset 21). */
+/**
+ * GroupNorm with per-channel affine over x [B, C, H, W], as InstanceNormalization over [B, G, C/G·H·W] (one kernel)
+ * followed by the affine: onnxruntime has no CPU kernel for GroupNormalization and expands it into ~15 element-wise
+ * ops (ReduceMean, Cast, Sub, Div, …), which costs more than the norm itself.
+ */
 export function groupNorm(ctx: NetContext, x: Value, module: string, groups: number, eps: number): Value {
-  return ctx.g.op('GroupNormalization', [x, weight(ctx, `${module}.weight`), weight(ctx, `${module}.bias`)], { num_groups: groups, epsilon: { float: eps } });
+  const g = ctx.g;
+  const wRef = ref(ctx, `${module}.weight`);
+  const bRef = ref(ctx, `${module}.bias`);
+  const c = wRef.shape[0];
+  const gamma = g.weight(`${ctx.component}:${module}.weight[C,1,1]`, { ...wRef, shape: [c, 1, 1] });
+  const beta = g.weight(`${ctx.component}:${module}.bias[C,1,1]`, { ...bRef, shape: [c, 1, 1] });
+  const grouped = g.op('Reshape', [x, g.constI64([0, groups, -1])]); // [B, G, C/G·H·W]
+  const ones = g.constF32(new Float32Array(groups).fill(1), [groups]);
+  const zeros = g.constF32(new Float32Array(groups), [groups]);
+  const normed = g.op('InstanceNormalization', [grouped, ones, zeros], { epsilon: { float: eps } }); // [B, G, C/G·H·W]
+  const back = g.op('Reshape', [normed, g.op('Shape', [x])]); // [B, C, H, W]
+  return g.op('Add', [g.op('Mul', [back, gamma]), beta]); // [B, C, H, W]
 }
 
 /** LayerNorm over the last axis. */

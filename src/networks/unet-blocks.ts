@@ -12,6 +12,7 @@ const TRANSFORMER_NORM_EPS = 1e-6;
 /** eps of the LayerNorms inside BasicTransformerBlock (diffusers default norm_eps) */
 const BLOCK_NORM_EPS = 1e-5;
 
+
 /**
  * Frequencies of diffusers' `get_timestep_embedding` (max_period 10000), computed in float32 the way PyTorch does:
  * exp(−ln(10000)·i / (half − shift)), i < half.

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { oracleDir } from '../paths.ts';
 import { loadModel } from '../weights/load-model.ts';
 import type { SdxlModel, UNetConfig } from '../weights/types.ts';
-import { maxAbsDiff, oracleF32, oracleFolderConfig, oracleFolderWeights } from './test-support.ts';
+import { maxAbsDiff, oracleF32, oracleFolderConfig, oracleFolderWeights, readWeightsMap } from './test-support.ts';
 import { buildUNetGraph, UNet } from './unet.ts';
 import { sinusoidFrequencies } from './unet-blocks.ts';
 
@@ -41,6 +41,17 @@ function folderModel(): Pick<SdxlModel, 'weights' | 'config'> {
     weights: { unet: oracleFolderWeights('unet') },
     config: { unet: folderUNetConfig() },
   } as unknown as Pick<SdxlModel, 'weights' | 'config'>;
+}
+
+/** Deterministic values in [−scale, scale) (test data only). */
+function seeded(n: number, seed: number, scale: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32 - 0.5) * 2 * scale;
+  }
+  return out;
 }
 
 function feedsFrom(prefix: string, batch: number, timestep: Float32Array) {
@@ -129,41 +140,60 @@ describe('UNet (tiny oracle SDXL)', () => {
     const conv = built.loraSlots.find((s) => s.module === 'down_blocks.1.resnets.0.conv1');
     assert.deepEqual([conv?.kind, conv?.inFeatures, conv?.outFeatures, conv?.kernel], ['conv', 16, 32, [3, 3]]);
     // every UNet tensor of the checkpoint is used
-    const used = new Set(built.graph.weightNames());
+    const used = new Set(built.graph.weightNames().map((n) => n.replace(/\[C,1,1\]$/, '')));
     const unused = [...built.weights.keys()].filter((k) => !used.has(`unet:${k}`));
     assert.deepEqual(unused, []);
     assert.equal(buildUNetGraph(folderModel()).loraSlots.length, 0);
   });
 
-  describe('diffusers folder', () => {
-    let unet: UNet;
-    before(async () => {
-      unet = await UNet.create(folderModel() as SdxlModel, { threads: 2 });
-    });
-    after(async () => unet?.release());
+  test('a LoRA graph: empty factors change nothing; factors equal merging up·down into the weights', async () => {
+    const base = folderModel();
+    const unet = await UNet.create(base as SdxlModel, { threads: 2, lora: true });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-unet-lora-'));
+    let merged: UNet | undefined;
+    try {
+      const feeds = feedsFrom('unet/8x12', 2, oracleF32('unet/8x12/timestep').data);
+      const plain = await unet.run(feeds);
+      assert.ok(maxAbsDiff(plain, oracleF32('unet/8x12/out').data) <= TOL);
 
-    test('components unet/8x8, unet/8x12 and img2img step 0 within 1e-4', async () => {
-      await checkParity(unet, 'folder');
-    });
-
-    test('rejects inputs of the wrong size', async () => {
-      const f = feedsFrom('unet/8x8', 2, new Float32Array([999, 999]));
-      await assert.rejects(unet.run({ ...f, seqLen: 76 }), /encoderHiddenStates has 14784 values, expected 14592/);
-    });
-  });
-
-  describe('with a LoRA graph and empty factors', () => {
-    test('matches the plain graph (rank-0 branches add nothing)', async () => {
-      const unet = await UNet.create(folderModel() as SdxlModel, { threads: 2, lora: true });
+      // rank-2 factors on one cross-attention Linear and one 3×3 conv; the same deltas merged into a weight copy
+      const src = base.weights.unet.get('conv_in.weight')!.file;
+      const copy = path.join(dir, 'unet.safetensors');
+      fs.copyFileSync(src, copy);
+      const mergedWeights = readWeightsMap(copy);
+      const lora: Record<string, { data: Float32Array; dims: number[] }> = {};
+      const fd = fs.openSync(copy, 'r+');
       try {
-        assert.ok(unet.loraSlots.length > 100);
-        const out = await unet.run(feedsFrom('unet/8x12', 2, oracleF32('unet/8x12/timestep').data));
-        const err = maxAbsDiff(out, oracleF32('unet/8x12/out').data);
-        assert.ok(err <= TOL, `max abs error ${err}`);
+        for (const module of ['mid_block.attentions.0.transformer_blocks.1.attn2.to_k', 'down_blocks.1.resnets.0.conv1']) {
+          const slot = unet.loraSlots.find((x) => x.module === module)!;
+          const k = slot.kernel[0] * slot.kernel[1];
+          const rank = 2;
+          const down = seeded(rank * slot.inFeatures * k, 1, 0.2);
+          const up = seeded(slot.outFeatures * rank, 2, 0.2);
+          lora[slot.downInput] = { data: down, dims: slot.kind === 'linear' ? [rank, slot.inFeatures] : [rank, slot.inFeatures, ...slot.kernel] };
+          lora[slot.upInput] = { data: up, dims: slot.kind === 'linear' ? [slot.outFeatures, rank] : [slot.outFeatures, rank, 1, 1] };
+          const r = mergedWeights.get(`${module}.weight`)!;
+          const w = new Float32Array(r.byteLength / 4);
+          fs.readSync(fd, new Uint8Array(w.buffer), 0, r.byteLength, r.byteOffset);
+          const cols = slot.inFeatures * k; // weight [out, in(, kh, kw)] row-major
+          for (let o = 0; o < slot.outFeatures; o++) {
+            for (let j = 0; j < cols; j++) for (let q = 0; q < rank; q++) w[o * cols + j] += up[o * rank + q] * down[q * cols + j];
+          }
+          fs.writeSync(fd, new Uint8Array(w.buffer), 0, r.byteLength, r.byteOffset);
+        }
       } finally {
-        await unet.release();
+        fs.closeSync(fd);
       }
-    });
+      const withLora = await unet.run(feeds, lora);
+      assert.ok(maxAbsDiff(withLora, plain) > 1e-3, 'the factors changed nothing');
+      merged = await UNet.create({ ...base, weights: { unet: mergedWeights } } as SdxlModel, { threads: 2 });
+      const err = maxAbsDiff(withLora, await merged.run(feeds));
+      assert.ok(err <= 1e-5, `LoRA vs merged weights: max abs error ${err}`);
+    } finally {
+      await unet.release();
+      await merged?.release();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   for (const layout of ['diffusers', 'single-file'] as const) {
@@ -175,12 +205,14 @@ describe('UNet (tiny oracle SDXL)', () => {
       });
       after(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 
-      test('parity within 1e-4', async () => {
+      test('components unet/8x8, unet/8x12 and img2img step 0 within 1e-4; input sizes checked', async () => {
         const model = await loadModel(source, { cacheDir });
         assert.deepEqual(model.config.unet, folderUNetConfig());
         const unet = await UNet.create(model, { threads: 2 });
         try {
           await checkParity(unet, layout);
+          const f = feedsFrom('unet/8x8', 2, new Float32Array([999, 999]));
+          await assert.rejects(unet.run({ ...f, seqLen: 76 }), /encoderHiddenStates has 14784 values, expected 14592/);
         } finally {
           await unet.release();
         }
