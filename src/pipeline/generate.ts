@@ -9,6 +9,7 @@ import { makePlan, addNoise, initialLatents, sample } from '../sampling/index.ts
 import { applyCfg, rescaleNoiseCfg } from '../sampling/guidance.ts';
 import { buildConditioning, type EncoderSet } from './conditioning.ts';
 import { imageToTensor, tensorToImages, latentPreview } from './image-tensor.ts';
+import { decodeTiled, TILE_ABOVE_LATENT_CELLS, type TileOptions } from './vae-tiling.ts';
 
 type LoraFeeds = Record<string, { data: Float32Array; dims: readonly number[] }>;
 
@@ -58,6 +59,9 @@ export interface PipelineHooks {
   longPrompts?: 'truncate' | 'chunk';
   /** UNet batch budget in latent pixels (batch × h × w); larger batches run in slices (default: one CFG 1024² image) */
   maxBatchLatentPixels?: number;
+  /** VAE decode in tiles: 'auto' (default) for images above ~900² px, where memory matters; 'on'; 'off' */
+  vaeTiling?: 'auto' | 'on' | 'off';
+  vaeTiles?: TileOptions;
 }
 
 /** By default one UNet call holds at most a CFG pair of 1024² latents (2 × 128 × 128): bounded activation memory. */
@@ -218,7 +222,10 @@ export async function runPipeline(model: PipelineModel, req: GenerateRequest, ad
     const z = new Float32Array(per);
     for (let j = 0; j < per; j++) z[j] = latents[i * per + j] / model.scalingFactor;
     if (i === 0) trace('vae/decode_input', z);
-    const decoded = await model.vaeDecoder.decode(z, 1, h, w);
+    const tiled = (hooks.vaeTiling ?? 'auto') === 'on' || ((hooks.vaeTiling ?? 'auto') === 'auto' && h * w > TILE_ABOVE_LATENT_CELLS);
+    const decoded = tiled
+      ? await decodeTiled(z, c, h, w, (tile, th, tw) => model.vaeDecoder.decode(tile, 1, th, tw), hooks.vaeTiles)
+      : await model.vaeDecoder.decode(z, 1, h, w);
     if (i === 0) trace('vae/decode_output', decoded);
     for (let j = 0; j < decoded.length; j++) {
       const v = decoded[j] / 2 + 0.5;
