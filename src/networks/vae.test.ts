@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { oracleDir } from '../paths.ts';
+import { loadModel } from '../weights/load-model.ts';
 import type { VaeConfig } from '../weights/types.ts';
 import { maxAbsDiff, oracleF32, oracleFolderConfig, oracleFolderWeights } from './test-support.ts';
 import { buildVaeDecoderGraph, buildVaeEncoderGraph, VaeDecoder, VaeEncoder, type VaeSource } from './vae.ts';
@@ -24,20 +25,14 @@ function folderSource(): VaeSource {
   return { weights: { vae: oracleFolderWeights('vae') }, config: { vae } };
 }
 
-/** Both layouts through the real loader, once `src/weights/load-model.ts` exists. */
+/** Both layouts through the real loader (temp cache dir). */
 async function loaderSources(cacheDir: string): Promise<[string, VaeSource][]> {
-  const loaderFile = path.resolve(import.meta.dirname, '../weights/load-model.ts');
-  if (!fs.existsSync(loaderFile)) return [];
-  const { loadModel } = (await import(loaderFile)) as {
-    loadModel: (source: string, opts: { cacheDir: string }) => Promise<VaeSource>;
-  };
   return [
     ['loadModel(diffusers folder)', await loadModel(path.join(oracleDir(), 'tiny-sdxl'), { cacheDir })],
     ['loadModel(single file)', await loadModel(path.join(oracleDir(), 'tiny-sdxl.safetensors'), { cacheDir })],
   ];
 }
 
-const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-vae-test-'));
 /** The folder weights with the mid-attention Linear weights shaped [C, C, 1, 1], as single files store them. */
 function convShapedAttention(): VaeSource {
   const src = folderSource();
@@ -53,12 +48,13 @@ const sources: [string, VaeSource][] = [
   ['diffusers folder, attention as [C,C,1,1]', convShapedAttention()],
 ];
 
+const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-vae-test-'));
 before(async () => {
   sources.push(...(await loaderSources(cacheDir)));
 });
 after(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 
-test('graphs carry no LoRA slots and symbolic sizes', () => {
+test('graphs carry no LoRA slots; encoder and decoder use disjoint weights', () => {
   const enc = buildVaeEncoderGraph(folderSource());
   const dec = buildVaeDecoderGraph(folderSource());
   assert.equal(enc.loraSlots.length, 0);
@@ -69,8 +65,8 @@ test('graphs carry no LoRA slots and symbolic sizes', () => {
 });
 
 describe('VAE parity with diffusers (components.safetensors)', () => {
-  test('encoder and decoder within 1e-4 for every available layout', async (t) => {
-    if (sources.length < 4) t.diagnostic('src/weights/load-model.ts not present: loader layouts not checked');
+  test('encoder and decoder within 1e-4 for both layouts (one session serves every size)', async (t) => {
+    assert.equal(sources.length, 4);
     for (const [label, source] of sources) {
       const enc = await VaeEncoder.create(source, { threads: 2 });
       const dec = await VaeDecoder.create(source, { threads: 2 });

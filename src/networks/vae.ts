@@ -48,33 +48,25 @@ function canonicalWeights(weights: Map<string, TensorRef>): Map<string, TensorRe
   return out;
 }
 
-/**
- * GroupNorm as InstanceNormalization over [B, G, C/G·H·W] plus the per-channel affine: onnxruntime's CPU build has
- * no GroupNormalization kernel and expands the opset-21 function into ~10 element-wise passes (casts, reductions).
- */
-function groupNormFast(ctx: NetContext, x: Value, module: string, groups: number, eps: number): Value {
-  const g = ctx.g;
-  const C = ref(ctx, `${module}.weight`).shape[0];
-  const grouped = g.op('Reshape', [x, g.constI64([0, groups, -1])]); // [B, G, C/G·H·W]
-  const ones = g.constF32(new Float32Array(groups).fill(1), [groups]);
-  const zeros = g.constF32(new Float32Array(groups), [groups]);
-  const n = g.op('InstanceNormalization', [grouped, ones, zeros], { epsilon: { float: eps } }); // [B, G, C/G·H·W]
-  const back = g.op('Reshape', [n, g.op('Shape', [x])]); // [B, C, H, W]
-  const perChannel = g.constI64([C, 1, 1]);
-  const gamma = g.op('Reshape', [weight(ctx, `${module}.weight`), perChannel]); // [C, 1, 1]
-  const beta = g.op('Reshape', [weight(ctx, `${module}.bias`), perChannel]); // [C, 1, 1]
-  return g.op('Add', [g.op('Mul', [back, gamma]), beta]);
+const unitAffines = new WeakMap<GraphBuilder, Map<number, { ones: Value; zeros: Value }>>();
+
+/** Scale 1 / bias 0 vectors of length n, one pair per graph. */
+function unitAffine(g: GraphBuilder, n: number): { ones: Value; zeros: Value } {
+  let perGraph = unitAffines.get(g);
+  if (!perGraph) unitAffines.set(g, (perGraph = new Map()));
+  let pair = perGraph.get(n);
+  if (!pair) perGraph.set(n, (pair = { ones: g.constF32(new Float32Array(n).fill(1), [n]), zeros: g.constF32(new Float32Array(n), [n]) }));
+  return pair;
 }
 
-const norm = process.env.VAE_GN === 'onnx' ? groupNorm : groupNormFast; // TEMP experiment
 
 /** ResnetBlock2D without time embedding: norm1 → SiLU → conv1 → norm2 → SiLU → conv2, + (1×1 shortcut of) x. */
 function resnet(ctx: NetContext, x: Value, p: string, groups: number): Value {
   const g = ctx.g;
   return g.scoped(p, () => {
-    let h = silu(g, norm(ctx, x, `${p}.norm1`, groups, EPS));
+    let h = silu(g, groupNorm(ctx, x, `${p}.norm1`, groups, EPS));
     h = conv2d(ctx, h, `${p}.conv1`);
-    h = silu(g, norm(ctx, h, `${p}.norm2`, groups, EPS));
+    h = silu(g, groupNorm(ctx, h, `${p}.norm2`, groups, EPS));
     h = conv2d(ctx, h, `${p}.conv2`);
     const skip = has(ctx, `${p}.conv_shortcut.weight`) ? conv2d(ctx, x, `${p}.conv_shortcut`) : x;
     return g.op('Add', [skip, h]); // output_scale_factor 1
@@ -91,33 +83,36 @@ function downsample(ctx: NetContext, x: Value, module: string): Value {
 }
 
 /**
- * Upsample2D (nearest 2×, then 3×3 conv, pad 1) computed on the low-resolution input: output pixel (2i+a, 2j+b)
+ * Upsample2D (nearest 2×, then 3×3 conv, pad 1) computed on the low-resolution input. Output pixel (2i+a, 2j+b)
  * only sees input rows {i−1, i} (a = 0) or {i, i+1} (a = 1), and likewise columns, so each of the four output
- * phases is a 2×2 conv whose taps are sums of the 3×3 taps. The four phases are interleaved by DepthToSpace.
- * Same result with 16/36 of the multiply-adds and no 4×-sized upsampled copy of the input.
+ * phases is a 2×2 conv whose taps are sums of the 3×3 taps (16/36 of the multiply-adds, no 4×-sized copy of the
+ * input). One 2×2 conv with pads 1 computes all four phases at (h+1)×(w+1) positions: position r sees input rows
+ * {r−1, r}, i.e. phase 0 of row r and phase 1 of row r−1. Putting phase 1 in DepthToSpace slot 0 and phase 0 in
+ * slot 1 makes output row f land on row f+1 for both phases, so one Slice of [1, 2h+1) finishes it.
  */
 function upsampleConv(ctx: NetContext, x: Value, module: string): Value {
   const g = ctx.g;
   const wRef = ref(ctx, `${module}.weight`);
   if (wRef.shape.length !== 4 || wRef.shape[2] !== 3 || wRef.shape[3] !== 3) return conv2d(ctx, upsample2x(g, x), module);
   const W = weight(ctx, `${module}.weight`); // [Co, Ci, 3, 3]
-  const bias = has(ctx, `${module}.bias`) ? [weight(ctx, `${module}.bias`)] : [];
   const tap = (t: Value, axis: number, i: number) => g.op('Slice', [t, g.constI64([i]), g.constI64([i + 1]), g.constI64([axis])]);
-  /** [phase 0 taps (k0, k1+k2), phase 1 taps (k0+k1, k2)] along `axis` (constant-folded at session creation) */
-  const phases = (t: Value, axis: number): [Value, Value] => {
+  /** [phase 1 taps (k0+k1, k2), phase 0 taps (k0, k1+k2)] along `axis`: DepthToSpace slot order (constant-folded) */
+  const slots = (t: Value, axis: number): Value[] => {
     const [k0, k1, k2] = [0, 1, 2].map((i) => tap(t, axis, i));
-    return [g.op('Concat', [k0, g.op('Add', [k1, k2])], { axis }), g.op('Concat', [g.op('Add', [k0, k1]), k2], { axis })];
+    return [g.op('Concat', [g.op('Add', [k0, k1]), k2], { axis }), g.op('Concat', [k0, g.op('Add', [k1, k2])], { axis })];
   };
-  const outs: Value[] = [];
-  for (const [a, rowsW] of phases(W, 2).entries()) { // [Co, Ci, 2, 3]
-    for (const [b, kW] of phases(rowsW, 3).entries()) { // [Co, Ci, 2, 2]
-      // pads [top, left, bottom, right]: phase 0 looks one pixel back, phase 1 one pixel ahead
-      const pads = [1 - a, 1 - b, a, b];
-      outs.push(g.op('Conv', [x, kW, ...bias], { kernel_shape: [2, 2], pads })); // [B, Co, H, W]
-    }
+  const kernels = slots(W, 2).flatMap((rows) => slots(rows, 3)); // 4 × [Co, Ci, 2, 2], slot order (a', b')
+  const K = g.op('Concat', kernels, { axis: 0 }); // [4·Co, Ci, 2, 2]
+  const inputs = [x, K];
+  if (has(ctx, `${module}.bias`)) {
+    const b = weight(ctx, `${module}.bias`);
+    inputs.push(g.op('Concat', [b, b, b, b], { axis: 0 })); // [4·Co]
   }
-  const cat = g.op('Concat', outs, { axis: 1 }); // [B, 4·Co, H, W], blocks in phase order (a, b)
-  return g.op('DepthToSpace', [cat], { blocksize: 2, mode: 'DCR' }); // [B, Co, 2H, 2W]
+  const y = g.op('Conv', inputs, { kernel_shape: [2, 2], pads: [1, 1, 1, 1] }); // [B, 4·Co, h+1, w+1]
+  const up = g.op('DepthToSpace', [y], { blocksize: 2, mode: 'DCR' }); // [B, Co, 2h+2, 2w+2]
+  const one = g.constI64([1, 1]);
+  const end = g.constI64([-1, -1]);
+  return g.op('Slice', [up, one, end, g.constI64([2, 3])]); // [B, Co, 2h, 2w]
 }
 
 /**
@@ -128,7 +123,7 @@ function midAttention(ctx: NetContext, x: Value, p: string, groups: number): Val
   const g = ctx.g;
   return g.scoped(p, () => {
     const C = ref(ctx, `${p}.to_q.weight`).shape[0];
-    const n = norm(ctx, x, `${p}.group_norm`, groups, EPS); // [B, C, H, W]
+    const n = groupNorm(ctx, x, `${p}.group_norm`, groups, EPS); // [B, C, H, W]
     const flat = g.op('Reshape', [n, g.constI64([0, C, -1])]); // [B, C, H*W]
     const t = g.op('Transpose', [flat], { perm: [0, 2, 1] }); // [B, H*W, C]
     const q = linear(ctx, t, `${p}.to_q`); // [B, H*W, C]
@@ -170,7 +165,7 @@ export function buildVaeEncoderGraph(model: VaeSource): BuiltNetwork {
     if (i < levels - 1) x = downsample(ctx, x, `${p}.downsamplers.0.conv`);
   }
   x = midBlock(ctx, x, 'encoder.mid_block', groups);
-  x = silu(g, norm(ctx, x, 'encoder.conv_norm_out', groups, EPS));
+  x = silu(g, groupNorm(ctx, x, 'encoder.conv_norm_out', groups, EPS));
   x = conv2d(ctx, x, 'encoder.conv_out'); // [B, 2·latent, h, w]
   if (has(ctx, 'quant_conv.weight')) x = conv2d(ctx, x, 'quant_conv');
   const L = cfg.latentChannels;
@@ -197,9 +192,9 @@ export function buildVaeDecoderGraph(model: VaeSource): BuiltNetwork {
   for (let i = 0; i < levels; i++) {
     const p = `decoder.up_blocks.${i}`;
     for (let j = 0; j <= cfg.layersPerBlock; j++) x = resnet(ctx, x, `${p}.resnets.${j}`, groups);
-    if (i < levels - 1) x = process.env.VAE_UP === 'plain' ? conv2d(ctx, upsample2x(g, x), `${p}.upsamplers.0.conv`) : upsampleConv(ctx, x, `${p}.upsamplers.0.conv`);
+    if (i < levels - 1) x = upsampleConv(ctx, x, `${p}.upsamplers.0.conv`);
   }
-  x = silu(g, norm(ctx, x, 'decoder.conv_norm_out', groups, EPS));
+  x = silu(g, groupNorm(ctx, x, 'decoder.conv_norm_out', groups, EPS));
   x = conv2d(ctx, x, 'decoder.conv_out');
   g.output(x, 'image', 'float32', ['batch', 3, 'height', 'width']);
   return { graph: g, weights: model.weights.vae, loraSlots: ctx.loraSlots, label: 'vae_decoder' };
