@@ -89,7 +89,7 @@ export class Session {
     } catch (cause) {
       const hint =
         opts.provider && opts.provider !== 'cpu'
-          ? ` (device "${opts.provider}": install onnxruntime's GPU libraries with \`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node\`; available here: ${availableProviders().join(', ')})`
+          ? ` (device "${opts.provider}": install onnxruntime's GPU libraries with \`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js\`; available here: ${availableProviders().join(', ')})`
           : '';
       throw new AtelierError('INTERNAL', `onnxruntime could not create the ${opts.label ?? ''} session: ${(cause as Error).message}${hint}`, { cause });
     }
