@@ -4,6 +4,7 @@
  */
 import { AtelierError } from '../errors.ts';
 import type { GenerateRequest, RgbImage } from '../engine/types.ts';
+import type { UNetInputs } from '../networks/unet.ts';
 import { TorchGenerator } from '../sampling/rng.ts';
 import { makePlan, addNoise, initialLatents, sample } from '../sampling/index.ts';
 import { applyCfg, rescaleNoiseCfg } from '../sampling/guidance.ts';
@@ -16,22 +17,7 @@ type LoraFeeds = Record<string, { data: Float32Array; dims: readonly number[] }>
 /** The networks a pipeline runs (implemented by networks/*.ts). */
 export interface PipelineModel {
   encoderSet: Omit<EncoderSet, 'extraEmbeddings' | 'lora' | 'long'>;
-  unet: {
-    run(
-      inputs: {
-        sample: Float32Array;
-        batch: number;
-        height: number;
-        width: number;
-        timestep: Float32Array;
-        encoderHiddenStates: Float32Array;
-        seqLen: number;
-        textEmbeds: Float32Array;
-        timeIds: Float32Array;
-      },
-      lora?: LoraFeeds,
-    ): Promise<Float32Array>;
-  };
+  unet: { run(inputs: UNetInputs, lora?: LoraFeeds): Promise<Float32Array> };
   vaeEncoder: { encode(image: Float32Array, batch: number, height: number, width: number): Promise<{ mean: Float32Array; std: Float32Array }> };
   vaeDecoder: { decode(z: Float32Array, batch: number, h: number, w: number): Promise<Float32Array> };
   scalingFactor: number;
@@ -71,14 +57,11 @@ export function maxUnetBatch(h: number, w: number, budget = DEFAULT_MAX_BATCH_LA
   return Math.max(1, Math.floor(budget / (h * w)));
 }
 
-type UnetRun = PipelineModel['unet']['run'];
-type UnetInputs = Parameters<UnetRun>[0];
-
 /** Run the UNet over the batch in slices of at most `maxBatch` samples (each sample is independent). */
 async function runUnetChunked(
   unet: PipelineModel['unet'],
   lora: LoraFeeds | undefined,
-  a: Omit<UnetInputs, 'timestep'> & { timestep: number; maxBatch: number },
+  a: Omit<UNetInputs, 'timestep'> & { timestep: number; maxBatch: number },
 ): Promise<Float32Array> {
   const per = a.sample.length / a.batch;
   const out = new Float32Array(a.sample.length);
