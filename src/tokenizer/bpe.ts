@@ -44,6 +44,8 @@ export function bytesToSymbols(word: string): string {
   return out;
 }
 
+const PAIR_LINE = /^\S+ \S+$/;
+
 /**
  * Merges from merges.txt text, read as transformers does: strip the text, split on newlines, skip the first line
  * (the `#version` header), keep at most MAX_MERGES lines, split each on whitespace. Each merge is returned as its pair
@@ -69,8 +71,6 @@ export function parseMerges(text: string, maxMerges = MAX_MERGES): string[] {
   }
   return merges;
 }
-
-const PAIR_LINE = /^\S+ \S+$/;
 
 /** A BPE model over merge ranks, with a per-word cache (words repeat a lot across prompts). */
 export class BytePairEncoder {

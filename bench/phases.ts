@@ -1,0 +1,217 @@
+/**
+ * The benchmark's phases; each runs in its own child process (fresh memory, its own peak RSS) and returns
+ * figures (numbers that go into the report) and details (everything else worth keeping).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { sgmNamer } from '../src/adapters/index.ts';
+import { buildSlotTable, loraFeeds, readLoraFile } from '../src/adapters/lora.ts';
+import { ensureDefaultTestModel } from '../src/cli/make-test-model.ts';
+import { openModel, type LoadedModel } from '../src/engine/model-manager.ts';
+import { UNet } from '../src/networks/unet.ts';
+import { buildConditioning } from '../src/pipeline/conditioning.ts';
+import { runPipeline } from '../src/pipeline/generate.ts';
+import { loadModel } from '../src/weights/load-model.ts';
+import { sessionSettings, type BenchOptions } from './args.ts';
+import { unetFlops } from './flops.ts';
+import { measureGemm } from './gemm.ts';
+import { PROMPT, randomImage, request, uniform, unetInputs } from './inputs.ts';
+import { ensureRandomLora, transformerLinearSlots } from './lora-file.ts';
+import { currentRssGB, peakRssGB } from './system.ts';
+
+export interface PhaseResult {
+  figures: Record<string, number>;
+  details: Record<string, unknown>;
+}
+
+export const LORA_RANK = 32;
+
+const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+
+async function timed<T>(label: string, fn: () => Promise<T>): Promise<[T, number]> {
+  const t0 = performance.now();
+  const r = await fn();
+  const s = (performance.now() - t0) / 1000;
+  log(`${label}: ${s.toFixed(2)} s (RSS ${currentRssGB().toFixed(1)} GB)`);
+  return [r, s];
+}
+
+/** `warmups` untimed-for-the-figure calls, then `runs` timed calls; every time is kept. */
+async function series(label: string, warmups: number, runs: number, fn: () => Promise<unknown>): Promise<{ warmupS: number[]; runsS: number[]; meanS: number }> {
+  const warmupS: number[] = [];
+  const runsS: number[] = [];
+  for (let i = 0; i < warmups; i++) warmupS.push((await timed(`${label} warm-up ${i + 1}`, fn))[1]);
+  for (let i = 0; i < runs; i++) runsS.push((await timed(`${label} run ${i + 1}/${runs}`, fn))[1]);
+  return { warmupS: warmupS.map((x) => round(x)), runsS: runsS.map((x) => round(x)), meanS: mean(runsS) };
+}
+
+const cacheDir = (o: BenchOptions) => path.join(o.benchDir, 'cache');
+
+function open(o: BenchOptions, source = o.modelDir, cache = cacheDir(o)): Promise<LoadedModel> {
+  return openModel('bench', source, { cacheDir: cache, settings: sessionSettings(o) });
+}
+
+export async function phaseGemm(o: BenchOptions): Promise<PhaseResult> {
+  const g = await measureGemm(sessionSettings(o));
+  log(`GEMM ${g.shape}: ${g.gflops.toFixed(1)} GFLOP/s (FusedMatMul transB ${g.fusedTransBGflops.toFixed(1)})`);
+  return { figures: { gemm_gflops: g.gflops, gemm_fused_transb_gflops: g.fusedTransBGflops }, details: { gemm: g } };
+}
+
+/** First session creation for every network; one-time caches are cleared first so their writing counts. */
+export async function phaseColdLoad(o: BenchOptions): Promise<PhaseResult> {
+  fs.rmSync(cacheDir(o), { recursive: true, force: true });
+  const [m, s] = await timed('cold load (openModel: loadModel + 5 sessions + tokenizers)', () => open(o));
+  const rss = currentRssGB();
+  const [, rel] = await timed('release', () => m.release());
+  return { figures: { cold_load_s: s }, details: { cold_rss_after_load_gb: round(rss), cold_release_s: round(rel), cold_peak_rss_gb: round(peakRssGB()) } };
+}
+
+/** Everything at 512² on the full model held as the server holds it (openModel: LoRA-capable graphs). */
+export async function phaseMain512(o: BenchOptions): Promise<PhaseResult> {
+  const fig: Record<string, number> = {};
+  const det: Record<string, unknown> = {};
+  const p = o.parts;
+  const [m, loadS] = await timed('warm load (openModel, second creation, fresh process)', () => open(o));
+  fig.warm_load_s = loadS;
+  det.rss_after_load_gb = round(currentRssGB());
+  const cfg = m.model.config.unet;
+  const flops = unetFlops(cfg, { batch: 2, height: 64, width: 64, seq: 77 });
+  fig.unet_512_flops = flops.flops;
+  det.unet_matrix_params = flops.matrixParams;
+  det.unet_attention_flops_512 = flops.attentionFlops;
+
+  if (p.has('text')) {
+    const set = { ...m.pipeline.encoderSet, long: 'chunk' as const };
+    const enc = () => buildConditioning(set, { prompt: PROMPT, negativePrompt: '', guidanceScale: 7.5, numImages: 1, height: 512, width: 512 });
+    const r = await series('text encoding (2 encoders × prompt + negative)', 1, 3, enc);
+    fig.text_encoding_s = r.meanS;
+    det.text_encoding = r;
+  }
+
+  const x = unetInputs(cfg, 64, 64);
+  let stepS: number | undefined;
+  if (p.has('unet') || p.has('lora')) {
+    const r = await series('UNet CFG 512² (batch 2, 64×64)', 1, o.runs, () => m.unet.run(x));
+    stepS = r.meanS;
+    fig.unet_step_cfg_512_s = r.meanS;
+    det.unet_512 = r;
+    det.rss_after_unet_gb = round(currentRssGB());
+  }
+
+  if (p.has('lora') && stepS !== undefined) {
+    const file = path.join(o.benchDir, `lora-rank${LORA_RANK}-kohya.safetensors`);
+    const namer = sgmNamer(cfg);
+    const info = await ensureRandomLora(file, m.unet.loraSlots, namer, LORA_RANK);
+    if (info.written) log(`wrote ${file}: ${info.modules} modules, ${info.params} parameters`);
+    // what prepareAdapters does for a LoRA it has not parsed yet: read, (slot table: once per model), feeds
+    const [lora, readS] = await timed('LoRA read (parse + fp16→fp32)', () => readLoraFile(file));
+    const [table, tableS] = await timed('LoRA slot table (once per model)', async () =>
+      buildSlotTable({ unet: m.unet.loraSlots, textEncoder1: m.textEncoders[0].loraSlots, textEncoder2: m.textEncoders[1].loraSlots }, namer),
+    );
+    const [built, feedsS] = await timed('LoRA feeds', async () => loraFeeds(table, [{ lora, scale: 1 }]));
+    if (built.unmatched.length > 0 || built.matched !== info.modules) throw new Error(`LoRA matched ${built.matched}/${info.modules} modules; unmatched e.g. ${built.unmatched.slice(0, 3).join(', ')}`);
+    const feeds = built.feeds.unet;
+    const [, firstS] = await timed('UNet 512² first call with the new LoRA feeds', () => m.unet.run(x, feeds));
+    const steady = await series('UNet 512² with LoRA', 0, o.runs, () => m.unet.run(x, feeds));
+    const [, backS] = await timed('UNet 512² first call after removing the LoRA', () => m.unet.run(x));
+    fig.lora_read_s = readS;
+    fig.lora_feeds_s = feedsS;
+    fig.lora_first_call_s = firstS;
+    fig.lora_step_cfg_512_s = steady.meanS;
+    fig.lora_first_call_extra_s = firstS - steady.meanS;
+    fig.lora_switch_s = readS + feedsS + (firstS - steady.meanS);
+    fig.lora_switch_cached_s = feedsS + (firstS - steady.meanS);
+    fig.lora_unset_first_call_extra_s = backS - stepS;
+    fig.lora_step_overhead_s = steady.meanS - stepS;
+    fig.lora_step_overhead_fraction = (steady.meanS - stepS) / stepS;
+    det.lora = {
+      file,
+      rank: LORA_RANK,
+      modules: info.modules,
+      params: info.params,
+      slots_total: m.unet.loraSlots.length,
+      transformer_linear_slots: transformerLinearSlots(m.unet.loraSlots).length,
+      slot_table_s: round(tableS),
+      steady,
+      unset_first_call_s: round(backS),
+    };
+  }
+
+  if (p.has('vae')) {
+    const img = uniform(3 * 512 * 512, 11);
+    const enc = await series('VAE encode 512²', 1, 3, () => m.pipeline.vaeEncoder.encode(img, 1, 512, 512));
+    const z = uniform(4 * 64 * 64, 12, 2);
+    const dec = await series('VAE decode 512²', 1, 3, () => m.pipeline.vaeDecoder.decode(z, 1, 64, 64));
+    fig.vae_encode_512_s = enc.meanS;
+    fig.vae_decode_512_s = dec.meanS;
+    det.vae_encode_512 = enc;
+    det.vae_decode_512 = dec;
+  }
+
+  if (p.has('img2img')) {
+    // 8 scheduled steps at strength 0.5 → 4 denoising steps (diffusers' img2img get_timesteps)
+    const req = request({ task: 'image-to-image', width: 512, height: 512, steps: 8, strength: 0.5, image: randomImage(512, 512, 13) });
+    let calls = 0;
+    const run = () => runPipeline(m.pipeline, req, {}, { onStep: () => calls++ });
+    if (!(p.has('unet') && p.has('vae') && p.has('text'))) await timed('img2img warm-up', run);
+    calls = 0;
+    const [out, s] = await timed('img2img 512² end-to-end (runPipeline)', run);
+    fig.img2img_512_4steps_s = s;
+    det.img2img_512 = { steps_run: calls, request: { steps: req.steps, strength: req.strength, sampler: req.sampler, guidance: req.guidanceScale }, timings: out.timings };
+  }
+  fig.peak_rss_gb = peakRssGB();
+  await m.release();
+  return { figures: fig, details: det };
+}
+
+/** The UNet without LoRA branches (lora: false), to price the empty LoRA inputs of the served graph. */
+export async function phasePlainUNet(o: BenchOptions): Promise<PhaseResult> {
+  const model = await loadModel(o.modelDir, { cacheDir: cacheDir(o) });
+  const [unet, createS] = await timed('UNet (no LoRA branches) create', () => UNet.create(model, { ...sessionSettings(o), lora: false }));
+  const r = await series('UNet (no LoRA branches) CFG 512²', 1, o.runs, () => unet.run(unetInputs(model.config.unet, 64, 64)));
+  const peak = peakRssGB();
+  await unet.release();
+  return { figures: { unet_plain_step_cfg_512_s: r.meanS, unet_plain_create_s: createS, unet_plain_peak_rss_gb: peak }, details: { unet_plain_512: r } };
+}
+
+/** A full 1024² text-to-image run (for its peak RSS), then timed CFG UNet calls at 128×128 latents. */
+export async function phase1024(o: BenchOptions): Promise<PhaseResult> {
+  const [m, loadS] = await timed('load for 1024²', () => open(o));
+  const cfg = m.model.config.unet;
+  const req = request({ task: 'text-to-image', width: 1024, height: 1024, steps: 2 });
+  const [out, e2eS] = await timed('txt2img 1024² 2 steps end-to-end (runPipeline)', () => runPipeline(m.pipeline, req));
+  const x = unetInputs(cfg, 128, 128);
+  const r = await series('UNet CFG 1024² (batch 2, 128×128)', 0, o.runs, () => m.unet.run(x));
+  const fig: Record<string, number> = {
+    unet_step_cfg_1024_s: r.meanS,
+    unet_1024_flops: unetFlops(cfg, { batch: 2, height: 128, width: 128, seq: 77 }).flops,
+    txt2img_1024_2steps_s: e2eS,
+    vae_decode_1024_s: out.timings.vae_decode,
+    peak_rss_1024_gb: peakRssGB(),
+  };
+  await m.release();
+  return { figures: fig, details: { load_1024_s: round(loadS), txt2img_1024_timings: out.timings, unet_1024: r } };
+}
+
+/** The built-in tiny random model, end-to-end 512² text-to-image, 25 steps. */
+export async function phaseTiny(o: BenchOptions): Promise<PhaseResult> {
+  const dir = await ensureDefaultTestModel(o.benchDir);
+  const [m, loadS] = await timed('tiny model load', () => open(o, dir, path.join(o.benchDir, 'cache-tiny')));
+  const req = request({ task: 'text-to-image', width: 512, height: 512, steps: 25 });
+  const [, firstS] = await timed('tiny txt2img 512² 25 steps (first)', () => runPipeline(m.pipeline, req));
+  const [out, s] = await timed('tiny txt2img 512² 25 steps (warm)', () => runPipeline(m.pipeline, req));
+  await m.release();
+  return { figures: { tiny_e2e_s: s, tiny_e2e_first_s: firstS, tiny_load_s: loadS }, details: { tiny_model: dir, tiny_timings: out.timings } };
+}
+
+export const PHASES = {
+  gemm: phaseGemm,
+  cold: phaseColdLoad,
+  main512: phaseMain512,
+  plain: phasePlainUNet,
+  r1024: phase1024,
+  tiny: phaseTiny,
+} as const;
+export type PhaseName = keyof typeof PHASES;
