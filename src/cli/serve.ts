@@ -20,6 +20,7 @@ export interface EngineFactoryOptions {
   dataDir: string;
   threads?: number;
   device?: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
+  quantize?: 'int8' | 'int8-block';
 }
 
 export interface ServeDeps {
@@ -58,6 +59,7 @@ export async function startServer(config: ServerConfig, deps: ServeDeps = {}): P
       dataDir: config.dataDir,
       ...(config.threads ? { threads: config.threads } : {}),
       device: config.device,
+      quantize: config.quantize,
     });
     app = buildServer(config, { engine, discovered });
     for (const m of engine.listModels()) {

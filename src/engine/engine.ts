@@ -14,6 +14,7 @@ export interface EngineOptions {
   dataDir: string;
   threads?: number;
   device?: WorkerInit['device'];
+  quantize?: WorkerInit['quantize'];
   maxLoadedModels?: number;
 }
 
@@ -32,6 +33,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     dataDir: opts.dataDir,
     threads: opts.threads,
     device: opts.device,
+    quantize: opts.quantize,
     maxLoadedModels: opts.maxLoadedModels ?? 1,
   };
   const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {

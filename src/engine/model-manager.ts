@@ -12,6 +12,7 @@ import { ClipTokenizer } from '../tokenizer/clip-bpe.ts';
 import type { PipelineModel } from '../pipeline/generate.ts';
 import type { SdxlModel } from '../weights/types.ts';
 import type { SessionSettings } from '../networks/runtime.ts';
+import { ensureQuantized, type QuantScheme } from '../networks/quantize.ts';
 
 export interface LoadedModel {
   name: string;
@@ -23,12 +24,23 @@ export interface LoadedModel {
   release(): Promise<void>;
 }
 
-export async function openModel(name: string, source: string, opts: { cacheDir: string; settings: SessionSettings; lora?: boolean }): Promise<LoadedModel> {
+export interface OpenOptions {
+  cacheDir: string;
+  settings: SessionSettings;
+  lora?: boolean;
+  /** reduced-precision UNet Linear layers (quantised once into the cache); undefined = fp32 */
+  quantize?: QuantScheme;
+}
+
+export async function openModel(name: string, source: string, opts: OpenOptions): Promise<LoadedModel> {
   const model = await loadModel(source, { cacheDir: opts.cacheDir });
   const s = { ...opts.settings, lora: opts.lora ?? true };
   const te1 = await TextEncoder.create(model, 'textEncoder1', s);
   const te2 = await TextEncoder.create(model, 'textEncoder2', s);
-  const unet = await UNet.create(model, s);
+  const unetWeights = opts.quantize
+    ? await ensureQuantized(model.weights.unet, { scheme: opts.quantize, cacheDir: opts.cacheDir, fingerprint: model.fingerprint, source: model.source, component: 'unet' })
+    : model.weights.unet;
+  const unet = await UNet.create({ ...model, weights: { ...model.weights, unet: unetWeights } }, s);
   // the VAE is small: 'all' (NCHWc convolutions) costs ~1 s at creation and runs 10–15 % faster (bench/vae.ts)
   const vaeSettings = { ...opts.settings, optimization: opts.settings.optimization ?? 'all' };
   const vaeEncoder = await VaeEncoder.create(model, vaeSettings);
@@ -72,7 +84,7 @@ export class ModelManager {
 
   constructor(
     private readonly sources: Map<string, string>,
-    private readonly opts: { cacheDir: string; settings: SessionSettings; maxLoaded: number },
+    private readonly opts: OpenOptions & { maxLoaded: number },
   ) {}
 
   async get(name: string): Promise<LoadedModel> {

@@ -8,6 +8,8 @@ export interface WorkerInit {
   threads?: number;
   /** execution provider: cpu (default), cuda, tensorrt, webgpu (needs an onnxruntime build with it) */
   device?: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
+  /** reduced-precision UNet Linear layers: 'int8' (DynamicQuantizeMatMul) or 'int8-block' (MatMulNBits, 8 bits) */
+  quantize?: 'int8' | 'int8-block';
   /** how many models stay loaded at once (least recently used is released first) */
   maxLoadedModels: number;
 }

@@ -22,6 +22,7 @@ const manager = new ModelManager(sources, {
   cacheDir: path.join(init.dataDir, 'cache'),
   settings: { threads: init.threads ?? os.availableParallelism(), provider: init.device ?? 'cpu' },
   maxLoaded: init.maxLoadedModels,
+  quantize: init.quantize,
 });
 
 async function generate(id: number, request: GenerateRequest, cancelFlag: Int32Array): Promise<GenerateResult> {
