@@ -163,13 +163,17 @@ export function upsample2x(g: GraphBuilder, x: Value): Value {
   return g.op('Resize', [x, '', scales], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
 }
 
-/** Empty (rank-0) feeds for every LoRA slot: the branches then contribute exactly zero. */
+/**
+ * Feeds for every LoRA slot when no adapter touches it: rank-1 ZERO factors, so the branches add exactly 0.
+ * (Rank-0 factors would cost nothing, but onnxruntime's CPU Conv with 0 input channels sometimes leaves stale memory
+ * in its output instead of zeros — NaNs seen in tests — so every branch gets one zero rank; < 0.5 % of a step.)
+ */
 export function emptyLoraFeeds(slots: readonly LoraSlot[]): Record<string, { data: Float32Array; dims: number[] }> {
   const feeds: Record<string, { data: Float32Array; dims: number[] }> = {};
-  const empty = new Float32Array(0);
   for (const s of slots) {
-    feeds[s.downInput] = { data: empty, dims: s.kind === 'linear' ? [0, s.inFeatures] : [0, s.inFeatures, s.kernel[0], s.kernel[1]] };
-    feeds[s.upInput] = { data: empty, dims: s.kind === 'linear' ? [s.outFeatures, 0] : [s.outFeatures, 0, 1, 1] };
+    const k = s.kind === 'linear' ? 1 : s.kernel[0] * s.kernel[1];
+    feeds[s.downInput] = { data: new Float32Array(s.inFeatures * k), dims: s.kind === 'linear' ? [1, s.inFeatures] : [1, s.inFeatures, s.kernel[0], s.kernel[1]] };
+    feeds[s.upInput] = { data: new Float32Array(s.outFeatures), dims: s.kind === 'linear' ? [s.outFeatures, 1] : [s.outFeatures, 1, 1, 1] };
   }
   return feeds;
 }
