@@ -16,7 +16,7 @@ import { childArgs, HELP, parseBenchArgs, type BenchOptions, type Part } from '.
 import { ensureFullModel, modelBytes } from './model.ts';
 import { PHASES, LORA_RANK, type PhaseName, type PhaseResult } from './phases.ts';
 import { REFERENCE, verdicts } from './reference.ts';
-import { foreignCpuMeter, memTotalGB, waitForQuietMachine } from './system.ts';
+import { foreignCpuMeter, memTotalGB, startRssSampler, waitForQuietMachine } from './system.ts';
 
 const self = fileURLToPath(import.meta.url);
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
@@ -35,7 +35,12 @@ const SHORT_PHASES: readonly PhaseName[] = ['gemm', 'tiny'];
 
 interface ChildOutcome extends PhaseResult {
   cpu: { wallS: number; foreignCpuS: number; foreignCores: number };
+  /** sampled peaks of anonymous and file-backed resident memory */
+  rss: { anonGB: number; fileGB: number; totalGB: number };
 }
+
+/** Phases whose anonymous-memory peak is a headline figure. */
+const ANON_FIGURE: Partial<Record<PhaseName, string>> = { main512: 'peak_rss_anon_gb', r1024: 'peak_rss_1024_anon_gb' };
 
 async function runChild(phase: PhaseName, o: BenchOptions): Promise<ChildOutcome> {
   const args = ['--import', 'tsx', self, '--phase', phase, ...childArgs(o)];
@@ -77,8 +82,10 @@ async function childMain(o: BenchOptions): Promise<void> {
     // not Linux, or not allowed: nothing to do
   }
   const meter = foreignCpuMeter();
+  const sampler = startRssSampler();
   const r = await PHASES[name](o);
-  const outcome: ChildOutcome = { ...r, cpu: meter() };
+  const cpu = meter();
+  const outcome: ChildOutcome = { ...r, cpu, rss: await sampler.stop() };
   process.stdout.write(`RESULT ${JSON.stringify(outcome)}\n`);
 }
 
@@ -164,7 +171,16 @@ async function main(): Promise<void> {
       }
       Object.assign(figures, r.figures);
       Object.assign(details, r.details);
-      phases[p.phase] = { wall_s: r3(r.cpu.wallS), foreign_cpu_cores: r3(r.cpu.foreignCores), waited_s: r3(wait.waitedS), contention: wait.contention };
+      const anonKey = ANON_FIGURE[p.phase];
+      if (anonKey) figures[anonKey] = r.rss.anonGB;
+      phases[p.phase] = {
+        wall_s: r3(r.cpu.wallS),
+        foreign_cpu_cores: r3(r.cpu.foreignCores),
+        waited_s: r3(wait.waitedS),
+        contention: wait.contention,
+        sampled_peak_rss_anon_gb: r3(r.rss.anonGB),
+        sampled_peak_rss_file_gb: r3(r.rss.fileGB),
+      };
       if (r.cpu.foreignCores > 0.2) log(`warning: other processes used ${r.cpu.foreignCores.toFixed(2)} cores during ${p.phase}; its timings are pessimistic`);
     } catch (e) {
       errors[p.phase] = (e as Error).message;

@@ -65,7 +65,7 @@ export async function measureGemm(settings: { threads: number; optimization?: 'a
   const m = opts.m ?? 4096;
   const k = opts.k ?? 1280;
   const n = opts.n ?? 5120;
-  const runs = opts.runs ?? 6;
+  const runs = opts.runs ?? 10;
   const flops = CHAIN * 2 * m * n * k;
   const a = seeded(m * k, 1);
   const plain = await timeGraph(chainGraph('gemm', m, k, n, false), a, [m, k], settings, runs);

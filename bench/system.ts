@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { Worker } from 'node:worker_threads';
 
 const GB = 1e9;
 
@@ -135,4 +136,35 @@ export async function waitForQuietMachine(opts: { needGB: number; heavyGB?: numb
     }
     await sleep(10_000);
   }
+}
+
+/**
+ * Samples /proc/self/status from a worker thread (onnxruntime's run() blocks the main thread) and keeps the
+ * peaks of anonymous memory (allocations, prepacked weight copies) and of file-backed pages (mapped weights,
+ * which the kernel can drop and re-read) separately.
+ */
+export function startRssSampler(intervalMs = 200): { stop(): Promise<{ anonGB: number; fileGB: number; totalGB: number }> } {
+  const peaks = new Float64Array(new SharedArrayBuffer(3 * 8));
+  const code = `
+    const { workerData } = require('node:worker_threads');
+    const fs = require('node:fs');
+    const peaks = new Float64Array(workerData);
+    const kb = (s, key) => { const m = new RegExp('^' + key + ':\\\\s+(\\\\d+) kB', 'm').exec(s); return m ? Number(m[1]) * 1024 / 1e9 : 0; };
+    const tick = () => {
+      const s = fs.readFileSync('/proc/self/status', 'utf8');
+      const anon = kb(s, 'RssAnon'), file = kb(s, 'RssFile');
+      if (anon > peaks[0]) peaks[0] = anon;
+      if (file > peaks[1]) peaks[1] = file;
+      if (anon + file > peaks[2]) peaks[2] = anon + file;
+    };
+    tick();
+    setInterval(tick, ${intervalMs});`;
+  const worker = new Worker(code, { eval: true, workerData: peaks.buffer });
+  worker.unref();
+  return {
+    async stop() {
+      await worker.terminate();
+      return { anonGB: peaks[0], fileGB: peaks[1], totalGB: peaks[2] };
+    },
+  };
 }

@@ -16,7 +16,7 @@ function walk(dir, out) {
   return out;
 }
 
-const files = walk(path.join(root, 'src'), [])
+const files = [...walk(path.join(root, 'src'), []), ...walk(path.join(root, 'bench'), [])]
   .sort()
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 if (files.length === 0) {
