@@ -10,7 +10,7 @@ import { UNet } from '../networks/unet.ts';
 import { VaeDecoder, VaeEncoder } from '../networks/vae.ts';
 import { ClipTokenizer } from '../tokenizer/clip-bpe.ts';
 import type { PipelineModel } from '../pipeline/generate.ts';
-import type { SdxlModel } from '../weights/types.ts';
+import type { SdxlModel, WeightPrecision } from '../weights/types.ts';
 import type { SessionSettings } from '../networks/runtime.ts';
 import { ensureQuantized, type QuantScheme } from '../networks/quantize.ts';
 
@@ -30,10 +30,12 @@ export interface OpenOptions {
   lora?: boolean;
   /** reduced-precision UNet Linear layers (quantised once into the cache); undefined = fp32 */
   quantize?: QuantScheme;
+  /** how UNet and text-encoder weights are held in memory (default 'fp32'; 'fp16' halves it, slower per step on CPU) */
+  weights?: WeightPrecision;
 }
 
 export async function openModel(name: string, source: string, opts: OpenOptions): Promise<LoadedModel> {
-  const model = await loadModel(source, { cacheDir: opts.cacheDir });
+  const model = await loadModel(source, { cacheDir: opts.cacheDir, weights: opts.weights });
   const s = { ...opts.settings, lora: opts.lora ?? true };
   const te1 = await TextEncoder.create(model, 'textEncoder1', s);
   const te2 = await TextEncoder.create(model, 'textEncoder2', s);

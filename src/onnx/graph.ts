@@ -1,6 +1,7 @@
 /**
  * Graph builder: networks are written as TypeScript calls that emit ONNX nodes (opset 21, IR 10).
  * Weights are external initializers that point into the checkpoint's own files (never copied into the graph).
+ * 16-bit weights stay 16-bit in memory: see `weight`.
  */
 import path from 'node:path';
 import { AtelierError } from '../errors.ts';
@@ -25,6 +26,9 @@ interface ExternalRef {
   /** element type of the stored bytes (float32 unless added by `quantWeight`) */
   elem?: ElemType;
 }
+
+/** Stored weight dtypes a graph takes, and their ONNX element types. */
+const WEIGHT_ELEM: Partial<Record<TensorRef['dtype'], ElemType>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
 function attrProto(name: string, v: AttrValue): Msg {
   const a = new Msg().str(1, name);
@@ -51,6 +55,10 @@ export class GraphBuilder {
   private nodes: Msg[] = [];
   private inits: Initializer[] = [];
   private externals: ExternalRef[] = [];
+  /** Cast nodes of 16-bit weights, serialised before every other node (see `weight`) */
+  private castNodes: Msg[] = [];
+  /** weight name → the float32 value the network uses (the name itself, or its Cast output) */
+  private weightValues = new Map<string, Value>();
   private inputs: Msg[] = [];
   private outputs: Msg[] = [];
   private used = new Set<string>();
@@ -91,16 +99,36 @@ export class GraphBuilder {
     this.outputs.push(valueInfoProto(name, elem, dims));
   }
 
-  /** A weight stored in a checkpoint file: an external initializer pointing at its byte range. */
+  /**
+   * A weight stored in a checkpoint file: an external initializer pointing at its byte range, as float32.
+   *
+   * F32 weights are plain initializers. F16/BF16 weights stay 16-bit in memory and are cast to float32 at each run:
+   * the initializer is also declared a graph input (an overridable initializer), which onnxruntime memory-maps and
+   * never constant-folds into a float32 copy, and its Cast node is serialised before all other nodes so that
+   * onnxruntime's depth-first execution order runs each Cast just before its consumer (measured: otherwise every
+   * cast result is alive at once). Computation stays float32: for a 16-bit checkpoint the values are exactly the
+   * ones of a float32 copy, at half the resident memory.
+   */
   weight(name: string, ref: TensorRef): Value {
-    if (ref.dtype !== 'F32') {
-      throw new AtelierError('INTERNAL', `weight "${name}" is ${ref.dtype}; graphs take float32 weights (convert the component first)`);
-    }
-    if (this.used.has(name)) return name;
-    this.used.add(name);
+    const hit = this.weightValues.get(name);
+    if (hit) return hit;
     const dims = ref.transposed ? [ref.shape[1], ref.shape[0]] : ref.shape;
-    this.externals.push({ name, ref: { ...ref, shape: dims } });
-    return name;
+    const elem = WEIGHT_ELEM[ref.dtype];
+    if (!elem) {
+      throw new AtelierError('INTERNAL', `weight "${name}" is ${ref.dtype}; graphs take F32, F16 or BF16 weights (convert the component first)`);
+    }
+    this.used.add(name);
+    this.externals.push({ name, ref: { ...ref, shape: dims }, elem });
+    if (elem === 'float32') {
+      this.weightValues.set(name, name);
+      return name;
+    }
+    this.inputs.push(valueInfoProto(name, elem, dims));
+    const out = this.fresh(`${name}/f32`);
+    this.used.add(out);
+    this.castNodes.push(new Msg().strs(1, [name]).strs(2, [out]).str(3, this.fresh('Cast_weight_node')).str(4, 'Cast').msg(5, attrProto('to', DataType.float32)));
+    this.weightValues.set(name, out);
+    return out;
   }
 
   /** An int8/uint8 weight (quantised cache file) as an external initializer of its exact stored shape. */
@@ -163,7 +191,7 @@ export class GraphBuilder {
    * passed as session option `model_external_initializers_file_folder_path`).
    */
   build(externalRoot: string): Uint8Array {
-    const graph = new Msg().msgs(1, this.nodes).str(2, this.name);
+    const graph = new Msg().msgs(1, [...this.castNodes, ...this.nodes]).str(2, this.name);
     for (const init of this.inits) graph.msg(5, init.proto);
     for (const { name, ref, elem } of this.externals) {
       const rel = path.relative(externalRoot, ref.file);

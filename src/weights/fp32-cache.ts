@@ -1,14 +1,15 @@
 /**
- * fp32 copies of fp16/bf16 components. ONNX Runtime's CPU kernels need fp32 initializers, and a
- * conversion inside the graph is slow at every session start, so a component whose tensors are not
- * all F32 is converted ONCE, tensor by tensor, into `cacheDir/<fingerprint>/<component>.safetensors`.
+ * Converted copies of components: fp32 copies of fp16/bf16 components (for `--weights fp32`, and always for the
+ * VAE, whose session rewrites its convolutions and needs constant float32 weights), and fp16 copies of fp32
+ * components (for `--weights fp16`). A component is converted ONCE, tensor by tensor, into
+ * `cacheDir/<fingerprint>/<component>.safetensors` (fp32) or `<component>.f16.safetensors` (fp16).
  * The fingerprint covers the source path, sizes and mtimes: a changed source gets a new cache.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readSafetensorsHeader, readTensorF32, numel, writeSafetensors, type WriteEntry } from './safetensors.ts';
-import type { ComponentName, TensorRef } from './types.ts';
+import type { ComponentName, DType, TensorRef, WeightPrecision } from './types.ts';
 
 const FINGERPRINT_KEY = 'atelier_source_fingerprint';
 const SOURCE_FILE = 'source.json';
@@ -28,13 +29,28 @@ export function needsFp32(weights: ReadonlyMap<string, TensorRef>): boolean {
   return false;
 }
 
+/** Float dtypes a converted copy can have. */
+export type CopyDtype = 'F32' | 'F16';
+
+/**
+ * The dtype a component has to be converted to so that its weights are held as `precision` asks, or null when the
+ * stored tensors can be used as they are (with 'fp16', F16 and BF16 are both used as stored). The VAE is always
+ * float32.
+ */
+export function conversionFor(component: ComponentName, weights: ReadonlyMap<string, TensorRef>, precision: WeightPrecision): CopyDtype | null {
+  const dtypes = new Set([...weights.values()].map((t) => t.dtype));
+  const only = (...ok: DType[]) => [...dtypes].every((d) => ok.includes(d));
+  if (component === 'vae' || precision !== 'fp16') return only('F32') ? null : 'F32';
+  return only('F16', 'BF16') ? null : 'F16';
+}
+
 /** The stored shape of a ref (a transposed 2-D matrix is stored [shape[1], shape[0]]). */
 function storedShape(t: TensorRef): number[] {
   return t.transposed ? [t.shape[1], t.shape[0]] : t.shape;
 }
 
 /** Refs into an existing cache file when it is complete and belongs to this fingerprint; else null. */
-async function reuse(file: string, fingerprint: string, weights: ReadonlyMap<string, TensorRef>): Promise<Map<string, TensorRef> | null> {
+async function reuse(file: string, fingerprint: string, weights: ReadonlyMap<string, TensorRef>, dtype: CopyDtype): Promise<Map<string, TensorRef> | null> {
   let header;
   try {
     header = await readSafetensorsHeader(file);
@@ -45,8 +61,8 @@ async function reuse(file: string, fingerprint: string, weights: ReadonlyMap<str
   const out = new Map<string, TensorRef>();
   for (const [name, t] of weights) {
     const e = header.tensors.get(name);
-    if (!e || e.dtype !== 'F32' || numel(e.shape) !== numel(t.shape)) return null;
-    out.set(name, { file: header.file, dtype: 'F32', shape: [...t.shape], byteOffset: e.byteOffset, byteLength: e.byteLength, ...(t.transposed ? { transposed: true } : {}) });
+    if (!e || e.dtype !== dtype || numel(e.shape) !== numel(t.shape)) return null;
+    out.set(name, { file: header.file, dtype, shape: [...t.shape], byteOffset: e.byteOffset, byteLength: e.byteLength, ...(t.transposed ? { transposed: true } : {}) });
   }
   return out;
 }
@@ -75,28 +91,29 @@ export interface Fp32Component {
 }
 
 /**
- * fp32 TensorRefs for a component, converting into the cache when needed. Values keep their stored
- * element order (a `transposed` ref stays transposed); only the dtype changes.
+ * fp32 (or, with `dtype: 'F16'`, fp16) TensorRefs for a component, converting into the cache when needed. Values
+ * keep their stored element order (a `transposed` ref stays transposed); only the dtype changes.
  */
 export async function ensureFp32Component(
   weights: ReadonlyMap<string, TensorRef>,
-  opts: { cacheDir: string; fingerprint: string; component: ComponentName; source: string },
+  opts: { cacheDir: string; fingerprint: string; component: ComponentName; source: string; dtype?: CopyDtype },
 ): Promise<Fp32Component> {
+  const dtype = opts.dtype ?? 'F32';
   const root = path.join(path.resolve(opts.cacheDir), opts.fingerprint);
-  const file = path.join(root, `${opts.component}.safetensors`);
-  const existing = await reuse(file, opts.fingerprint, weights);
+  const file = path.join(root, `${opts.component}${dtype === 'F32' ? '' : '.f16'}.safetensors`);
+  const existing = await reuse(file, opts.fingerprint, weights, dtype);
   if (existing) return { weights: existing, root, file, created: false };
   await mkdir(root, { recursive: true });
   await writeFile(path.join(root, SOURCE_FILE), JSON.stringify({ source: path.resolve(opts.source) }));
   await removeStale(path.resolve(opts.cacheDir), path.resolve(opts.source), opts.fingerprint);
   const entries: WriteEntry[] = [...weights].map(([name, t]) => ({
     name,
-    dtype: 'F32',
+    dtype,
     shape: storedShape(t),
     data: () => readTensorF32(t),
   }));
   await writeSafetensors(file, entries, { [FINGERPRINT_KEY]: opts.fingerprint, source: path.resolve(opts.source) });
-  const fresh = await reuse(file, opts.fingerprint, weights);
-  if (!fresh) throw new Error(`fp32 cache ${file} unreadable right after writing`);
+  const fresh = await reuse(file, opts.fingerprint, weights, dtype);
+  if (!fresh) throw new Error(`${dtype} cache ${file} unreadable right after writing`);
   return { weights: fresh, root, file, created: true };
 }

@@ -1,23 +1,25 @@
 /**
  * loadModel: any SDXL checkpoint (diffusers folder or single file) → one SdxlModel of canonical
- * TensorRefs, configs read off shapes, and fp32 copies of fp16/bf16 components.
- * Reads only safetensors headers (and writes the fp32 cache once when needed).
+ * TensorRefs, configs read off shapes, and converted copies of components where `weights` asks for them.
+ * Reads only safetensors headers (and writes the conversion cache once when needed).
  */
 import path from 'node:path';
 import { AtelierError } from '../errors.ts';
 import { clipConfigFromShapes, unetConfigFromShapes, vaeConfigFromShapes } from './config-from-shapes.ts';
 import { checkSingleFile, COMPONENT_LABELS, detectSource, missingTensors } from './detect.ts';
-import { ensureFp32Component, needsFp32, sourceFingerprint } from './fp32-cache.ts';
+import { conversionFor, ensureFp32Component, sourceFingerprint } from './fp32-cache.ts';
 import { DIFFUSERS_PARTS, diffusersPadTokens, diffusersTokenizers, readDiffusersComponent } from './layouts/diffusers.ts';
 import { mapSingleFile } from './layouts/single-file.ts';
 import { readSafetensorsHeader } from './safetensors.ts';
-import type { ComponentName, SdxlModel, TensorRef } from './types.ts';
+import type { ComponentName, SdxlModel, TensorRef, WeightPrecision } from './types.ts';
 
 export const COMPONENTS: readonly ComponentName[] = ['unet', 'vae', 'textEncoder1', 'textEncoder2'];
 
 export interface LoadModelOptions {
-  /** folder for fp32 copies of fp16/bf16 components */
+  /** folder for converted copies of components */
   cacheDir: string;
+  /** how UNet and text-encoder weights are held (default 'fp32') */
+  weights?: WeightPrecision;
 }
 
 type Weights = Record<ComponentName, Map<string, TensorRef>>;
@@ -80,8 +82,9 @@ export async function loadModel(source: string, opts: LoadModelOptions): Promise
   const loaded = kind.layout === 'diffusers' ? await loadDiffusers(kind.root) : await loadSingleFile(kind.file);
   const fingerprint = await sourceFingerprint(abs, loaded.files);
   for (const component of COMPONENTS) {
-    if (!needsFp32(loaded.weights[component])) continue;
-    const fp32 = await ensureFp32Component(loaded.weights[component], { cacheDir: opts.cacheDir, fingerprint, component, source: abs });
+    const dtype = conversionFor(component, loaded.weights[component], opts.weights ?? 'fp32');
+    if (!dtype) continue;
+    const fp32 = await ensureFp32Component(loaded.weights[component], { cacheDir: opts.cacheDir, fingerprint, component, source: abs, dtype });
     loaded.weights[component] = fp32.weights;
     loaded.roots[component] = fp32.root;
   }

@@ -27,6 +27,16 @@ export interface TensorRef {
   transposed?: boolean;
 }
 
+/**
+ * How the UNet's and text encoders' weights are held in memory; computation is float32 either way.
+ * 'fp32' (default): float32 (a 16-bit checkpoint is converted once into the cache), fastest on CPU.
+ * 'fp16': 16-bit, cast to float32 inside the graph at each run — half the memory, slower per step on CPU. A 16-bit
+ * checkpoint (F16 or BF16) is used as stored, giving exactly the numbers of its float32 copy; a float32 checkpoint
+ * is converted once to F16 (rounding: ~2.4e-4 relative per weight at most).
+ */
+export type WeightPrecision = 'fp32' | 'fp16';
+export const WEIGHT_PRECISIONS: readonly WeightPrecision[] = ['fp32', 'fp16'];
+
 export type ComponentName = 'unet' | 'vae' | 'textEncoder1' | 'textEncoder2';
 
 export interface UNetConfig {
