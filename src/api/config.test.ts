@@ -11,6 +11,9 @@ describe('configuration', () => {
     assert.equal(c.dataDir, '/srv/app/data');
     assert.deepEqual([c.models, c.apiKeys, c.allowNetworks, c.rateLimit], [[], [], [], undefined]);
     assert.equal(c.maxPixels, 4096 * 4096);
+    assert.equal(c.weights, 'fp32');
+    assert.equal(loadConfig([], { ATELIER_WEIGHTS: 'fp16' }).weights, 'fp16');
+    assert.equal(loadConfig(['--weights', 'fp32'], { ATELIER_WEIGHTS: 'fp16' }).weights, 'fp32');
   });
 
   it('environment variables, overridden by flags; repeatable flags and comma lists', () => {
@@ -34,6 +37,7 @@ describe('configuration', () => {
     assert.throws(() => loadConfig(['--prot', '1'], {}), /"--prot" is not valid; expected one of --port/);
     assert.throws(() => loadConfig([], { ATELIER_PUBLIC_URL: 'example.com' }), /ATELIER_PUBLIC_URL: "example.com"/);
     assert.throws(() => loadConfig(['--model'], {}), /a value after the flag/);
+    assert.throws(() => loadConfig(['--weights', 'fp8'], {}), /--weights \/ ATELIER_WEIGHTS: "fp8" is not valid; expected one of fp32, fp16/);
   });
 
   it('--help lists every flag with its environment variable', () => {

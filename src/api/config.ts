@@ -47,6 +47,8 @@ export interface ServerConfig {
   device: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
   /** reduced-precision UNet Linear layers; undefined = fp32 */
   quantize?: 'int8' | 'int8-block';
+  /** how UNet and text-encoder weights are held in memory */
+  weights: 'fp32' | 'fp16';
   /** how long a graceful shutdown waits for the running job before re-queueing it */
   shutdownGraceMs: number;
   /** webhook delivery: attempts and the first retry delay (doubles each time, capped at 5 min) */
@@ -82,6 +84,7 @@ export const OPTIONS: readonly Option[] = [
   { flag: 'log-level', env: 'ATELIER_LOG_LEVEL', help: 'fatal, error, warn, info, debug, trace (default info)' },
   { flag: 'threads', env: 'ATELIER_THREADS', help: 'engine compute threads (default: all cores)' },
   { flag: 'quantize', env: 'ATELIER_QUANTIZE', help: 'int8 or int8-block: quantise the UNet\'s transformer Linear layers (faster on CPU, slightly different images; default off = fp32)' },
+  { flag: 'weights', env: 'ATELIER_WEIGHTS', help: 'fp32 (default, fastest on CPU) or fp16: hold UNet and text-encoder weights in 16 bits (half the memory, computed in fp32; a 16-bit checkpoint gives the same images)' },
   { flag: 'device', env: 'ATELIER_DEVICE', help: 'cpu (default), cuda, tensorrt or webgpu (GPU ones need onnxruntime GPU libraries)' },
   { flag: 'shutdown-grace', env: 'ATELIER_SHUTDOWN_GRACE_MS', help: 'ms a shutdown waits for the running job before re-queueing it (default 30000)' },
   { flag: 'webhook-attempts', env: 'ATELIER_WEBHOOK_ATTEMPTS', help: 'webhook delivery attempts (default 10)' },
@@ -134,6 +137,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     threads: get('threads') === undefined ? undefined : int('threads', get('threads')!, 1, 1024),
     device: device(get('device')),
     quantize: quantize(get('quantize')),
+    weights: oneOf('weights', get('weights') ?? 'fp32', ['fp32', 'fp16']) as ServerConfig['weights'],
     shutdownGraceMs: int('shutdown-grace', get('shutdown-grace') ?? '30000', 0, 3_600_000),
     webhookAttempts: int('webhook-attempts', get('webhook-attempts') ?? '10', 1, 100),
     webhookRetryBaseMs: int('webhook-retry-ms', get('webhook-retry-ms') ?? '1000', 1, 600_000),

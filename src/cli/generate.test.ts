@@ -40,6 +40,8 @@ test('atelier generate: bad flags are clear errors', async () => {
   assert.match(s.stderr, /--sampler must be one of euler, euler_ancestral/);
   const u = atelier('generate', '--prompt', 'x', '--bogus', '1');
   assert.match(u.stderr, /unknown flag --bogus/);
+  const w = atelier('generate', '--prompt', 'x', '--weights', 'fp8');
+  assert.match(w.stderr, /--weights must be one of fp32, fp16, got "fp8"/);
   const meta = await sharp(path.join(tmp, 'a.png')).metadata();
   assert.equal(meta.width, 128);
   assert.equal(meta.height, 96);

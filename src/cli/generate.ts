@@ -35,6 +35,7 @@ const SPEC: FlagSpec = {
   model: { type: 'string', help: 'checkpoint: .safetensors file or diffusers folder (default: the built-in tiny test model)' },
   'data-dir': { type: 'string', help: 'data folder for caches and the test model (default ./data)' },
   threads: { type: 'number', help: 'CPU threads (default: all cores)' },
+  weights: { type: 'string', help: 'fp32 (default $ATELIER_WEIGHTS, else fp32) or fp16: UNet and text-encoder weights held in 16 bits (half the memory, slower per step on CPU)' },
   quantize: { type: 'string', help: 'int8 or int8-block: quantised UNet Linear layers (faster on CPU, slightly different images; default $ATELIER_QUANTIZE, else fp32)' },
   device: { type: 'string', help: 'cpu (default), cuda or tensorrt (needs onnxruntime GPU libraries; default $ATELIER_DEVICE)' },
   help: { type: 'boolean', help: 'show this help' },
@@ -121,6 +122,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     threads: f.threads as number | undefined,
     device: oneOf(f.device ?? process.env.ATELIER_DEVICE, 'device', ['cpu', 'cuda', 'tensorrt', 'webgpu'] as const, 'cpu'),
     quantize: quantizeFlag(f.quantize ?? process.env.ATELIER_QUANTIZE),
+    weights: oneOf(f.weights ?? process.env.ATELIER_WEIGHTS, 'weights', ['fp32', 'fp16'] as const, 'fp32'),
   });
   const bar = progressBar(process.stderr);
   try {

@@ -21,6 +21,7 @@ export interface EngineFactoryOptions {
   threads?: number;
   device?: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
   quantize?: 'int8' | 'int8-block';
+  weights?: 'fp32' | 'fp16';
 }
 
 export interface ServeDeps {
@@ -60,6 +61,7 @@ export async function startServer(config: ServerConfig, deps: ServeDeps = {}): P
       ...(config.threads ? { threads: config.threads } : {}),
       device: config.device,
       quantize: config.quantize,
+      weights: config.weights,
     });
     app = buildServer(config, { engine, discovered });
     for (const m of engine.listModels()) {

@@ -15,6 +15,7 @@ export interface EngineOptions {
   threads?: number;
   device?: WorkerInit['device'];
   quantize?: WorkerInit['quantize'];
+  weights?: WorkerInit['weights'];
   maxLoadedModels?: number;
 }
 
@@ -34,6 +35,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     threads: opts.threads,
     device: opts.device,
     quantize: opts.quantize,
+    weights: opts.weights,
     maxLoadedModels: opts.maxLoadedModels ?? 1,
   };
   const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {

@@ -10,6 +10,8 @@ export interface WorkerInit {
   device?: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
   /** reduced-precision UNet Linear layers: 'int8' (DynamicQuantizeMatMul) or 'int8-block' (MatMulNBits, 8 bits) */
   quantize?: 'int8' | 'int8-block';
+  /** how UNet and text-encoder weights are held: 'fp32' (default, fastest on CPU) or 'fp16' (half the memory) */
+  weights?: 'fp32' | 'fp16';
   /** how many models stay loaded at once (least recently used is released first) */
   maxLoadedModels: number;
 }

@@ -23,6 +23,7 @@ const manager = new ModelManager(sources, {
   settings: { threads: init.threads ?? os.availableParallelism(), provider: init.device ?? 'cpu' },
   maxLoaded: init.maxLoadedModels,
   quantize: init.quantize,
+  weights: init.weights,
 });
 
 async function generate(id: number, request: GenerateRequest, cancelFlag: Int32Array): Promise<GenerateResult> {
