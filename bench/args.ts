@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 /** Measurable parts; `--only` picks a subset. */
-export const PARTS = ['gemm', 'load', 'text', 'unet', 'vae', 'img2img', 'lora', 'plain', '1024', 'tiny'] as const;
+export const PARTS = ['gemm', 'load', 'text', 'unet', 'vae', 'img2img', 'lora', 'plain', '1024', 'fp16', 'fp16-1024', 'tiny'] as const;
 export type Part = (typeof PARTS)[number];
 
 export interface BenchOptions {
@@ -44,7 +44,10 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     if (!(PARTS as readonly string[]).includes(p)) throw new Error(`--only: unknown part "${p}"; parts: ${PARTS.join(',')}`);
     parts.add(p as Part);
   }
-  if (quick) parts.delete('1024');
+  if (quick) {
+    parts.delete('1024');
+    parts.delete('fp16-1024');
+  }
   const threads = Number(flag(argv, 'threads') ?? '2');
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer, got ${flag(argv, 'threads')}`);
   const opt = flag(argv, 'optimization');
@@ -88,7 +91,7 @@ export function sessionSettings(o: BenchOptions): { threads: number; optimizatio
 
 export const HELP = `npm run bench -- [flags]     (prints one JSON object on stdout; progress on stderr)
   --only ${PARTS.join(',')}
-  --quick                 skip the 1024² child run
+  --quick                 skip the 1024² child runs (fp32 and fp16)
   --threads N             intra-op threads (default 2)
   --optimization all|extended   onnxruntime graph optimisation (default: the product's)
   --prepacking on|off     onnxruntime weight prepacking (default: the product's)

@@ -28,6 +28,8 @@ const PLAN: { phase: PhaseName; parts: Part[]; full: boolean }[] = [
   { phase: 'main512', parts: ['load', 'text', 'unet', 'vae', 'img2img', 'lora'], full: true },
   { phase: 'plain', parts: ['plain'], full: true },
   { phase: 'r1024', parts: ['1024'], full: true },
+  { phase: 'fp16', parts: ['fp16'], full: true },
+  { phase: 'fp16_1024', parts: ['fp16-1024'], full: true },
   { phase: 'tiny', parts: ['tiny'], full: false },
 ];
 
@@ -40,7 +42,7 @@ interface ChildOutcome extends PhaseResult {
 }
 
 /** Phases whose anonymous-memory peak is a headline figure. */
-const ANON_FIGURE: Partial<Record<PhaseName, string>> = { main512: 'peak_rss_anon_gb', r1024: 'peak_rss_1024_anon_gb' };
+const ANON_FIGURE: Partial<Record<PhaseName, string>> = { main512: 'peak_rss_anon_gb', r1024: 'peak_rss_1024_anon_gb', fp16_1024: 'peak_rss_1024_fp16_anon_gb' };
 
 async function runChild(phase: PhaseName, o: BenchOptions): Promise<ChildOutcome> {
   const args = ['--import', 'tsx', self, '--phase', phase, ...childArgs(o)];
@@ -117,6 +119,7 @@ function derive(f: Record<string, number>): void {
     f.speedup_vs_sdcpp_512 = REFERENCE.stable_diffusion_cpp.unet_step_cfg_512_s / f.unet_step_cfg_512_s;
   }
   if (has('unet_step_cfg_1024_s')) f.speedup_vs_diffusers_1024 = REFERENCE.diffusers_pytorch_cpu.unet_step_cfg_1024_s / f.unet_step_cfg_1024_s;
+  if (has('fp16_unet_step_cfg_512_s')) f.fp16_speedup_vs_sdcpp_512 = REFERENCE.stable_diffusion_cpp.unet_step_cfg_512_s / f.fp16_unet_step_cfg_512_s;
   if (has('vae_decode_512_s')) f.vae_decode_speedup_vs_diffusers = REFERENCE.diffusers_pytorch_cpu.vae_decode_512_s / f.vae_decode_512_s;
   if (has('lora_switch_s') && has('est_25_steps_512_s')) {
     f.lora_switch_fraction = f.lora_switch_s / f.est_25_steps_512_s;

@@ -12,6 +12,7 @@ import { UNet } from '../src/networks/unet.ts';
 import { buildConditioning } from '../src/pipeline/conditioning.ts';
 import { runPipeline } from '../src/pipeline/generate.ts';
 import { loadModel } from '../src/weights/load-model.ts';
+import type { WeightPrecision } from '../src/weights/types.ts';
 import { sessionSettings, type BenchOptions } from './args.ts';
 import { unetFlops } from './flops.ts';
 import { measureGemm } from './gemm.ts';
@@ -49,8 +50,8 @@ async function series(label: string, warmups: number, runs: number, fn: () => Pr
 
 const cacheDir = (o: BenchOptions) => path.join(o.benchDir, 'cache');
 
-function open(o: BenchOptions, source = o.modelDir, cache = cacheDir(o)): Promise<LoadedModel> {
-  return openModel('bench', source, { cacheDir: cache, settings: sessionSettings(o) });
+function open(o: BenchOptions, source = o.modelDir, cache = cacheDir(o), weights: WeightPrecision = 'fp32'): Promise<LoadedModel> {
+  return openModel('bench', source, { cacheDir: cache, settings: sessionSettings(o), weights });
 }
 
 export async function phaseGemm(o: BenchOptions): Promise<PhaseResult> {
@@ -195,6 +196,40 @@ export async function phase1024(o: BenchOptions): Promise<PhaseResult> {
   return { figures: fig, details: { load_1024_s: round(loadS), txt2img_1024_timings: out.timings, unet_1024: r } };
 }
 
+/**
+ * `--weights fp16`: the UNet and text encoders held in 16 bits (the fp32 benchmark model is converted once; the
+ * conversion is timed on its own), 512² figures: load, text encoding, CFG UNet call, peak RSS.
+ */
+export async function phaseFp16(o: BenchOptions): Promise<PhaseResult> {
+  const [, convertS] = await timed('fp16 copy of UNet + text encoders (once per checkpoint; a 16-bit checkpoint needs none)', () =>
+    loadModel(o.modelDir, { cacheDir: cacheDir(o), weights: 'fp16' }),
+  );
+  const [m, loadS] = await timed('load with --weights fp16 (openModel)', () => open(o, o.modelDir, cacheDir(o), 'fp16'));
+  const set = { ...m.pipeline.encoderSet, long: 'chunk' as const };
+  const text = await series('fp16 text encoding', 1, 3, () => buildConditioning(set, { prompt: PROMPT, negativePrompt: '', guidanceScale: 7.5, numImages: 1, height: 512, width: 512 }));
+  const x = unetInputs(m.model.config.unet, 64, 64);
+  const r = await series('fp16 UNet CFG 512² (batch 2, 64×64)', 1, o.runs, () => m.unet.run(x));
+  const fig = { fp16_convert_s: convertS, fp16_load_s: loadS, fp16_text_encoding_s: text.meanS, fp16_unet_step_cfg_512_s: r.meanS, fp16_peak_rss_512_gb: peakRssGB() };
+  await m.release();
+  return { figures: fig, details: { fp16_unet_512: r, fp16_text_encoding: text } };
+}
+
+/** A full 1024² text-to-image run (2 steps) with `--weights fp16`, for its peak RSS and step time. */
+export async function phaseFp16At1024(o: BenchOptions): Promise<PhaseResult> {
+  await loadModel(o.modelDir, { cacheDir: cacheDir(o), weights: 'fp16' }); // the copy exists after the fp16 phase
+  const [m, loadS] = await timed('load with --weights fp16 for 1024²', () => open(o, o.modelDir, cacheDir(o), 'fp16'));
+  const req = request({ task: 'text-to-image', width: 1024, height: 1024, steps: 2 });
+  const [out, e2eS] = await timed('fp16 txt2img 1024² 2 steps end-to-end (runPipeline)', () => runPipeline(m.pipeline, req));
+  const fig = {
+    fp16_txt2img_1024_2steps_s: e2eS,
+    fp16_unet_step_cfg_1024_s: out.timings.denoising / 2,
+    fp16_vae_decode_1024_s: out.timings.vae_decode,
+    peak_rss_1024_fp16_gb: peakRssGB(),
+  };
+  await m.release();
+  return { figures: fig, details: { fp16_load_1024_s: round(loadS), fp16_txt2img_1024_timings: out.timings } };
+}
+
 /** The built-in tiny random model, end-to-end 512² text-to-image, 25 steps. */
 export async function phaseTiny(o: BenchOptions): Promise<PhaseResult> {
   const dir = await ensureDefaultTestModel(o.benchDir);
@@ -212,6 +247,8 @@ export const PHASES = {
   main512: phaseMain512,
   plain: phasePlainUNet,
   r1024: phase1024,
+  fp16: phaseFp16,
+  fp16_1024: phaseFp16At1024,
   tiny: phaseTiny,
 } as const;
 export type PhaseName = keyof typeof PHASES;

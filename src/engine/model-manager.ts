@@ -37,14 +37,18 @@ export interface OpenOptions {
 export async function openModel(name: string, source: string, opts: OpenOptions): Promise<LoadedModel> {
   const model = await loadModel(source, { cacheDir: opts.cacheDir, weights: opts.weights });
   const s = { ...opts.settings, lora: opts.lora ?? true };
-  const te1 = await TextEncoder.create(model, 'textEncoder1', s);
-  const te2 = await TextEncoder.create(model, 'textEncoder2', s);
+  // With 16-bit weights (the memory-lean mode) the networks that run once per generation give their activation
+  // memory back after each run, so that it does not add to the UNet's during denoising (text encoders) or to the
+  // UNet's arena during decoding (VAE): 1024² peak 10.8 → see README. The UNet keeps its arena: it runs every step.
+  const once = opts.weights === 'fp16' ? { arena: false } : {};
+  const te1 = await TextEncoder.create(model, 'textEncoder1', { ...s, ...once });
+  const te2 = await TextEncoder.create(model, 'textEncoder2', { ...s, ...once });
   const unetWeights = opts.quantize
     ? await ensureQuantized(model.weights.unet, { scheme: opts.quantize, cacheDir: opts.cacheDir, fingerprint: model.fingerprint, source: model.source, component: 'unet' })
     : model.weights.unet;
   const unet = await UNet.create({ ...model, weights: { ...model.weights, unet: unetWeights } }, s);
   // the VAE is small: 'all' (NCHWc convolutions) costs ~1 s at creation and runs 10–15 % faster (bench/vae.ts)
-  const vaeSettings = { ...opts.settings, optimization: opts.settings.optimization ?? 'all' };
+  const vaeSettings = { ...opts.settings, optimization: opts.settings.optimization ?? 'all', ...once };
   const vaeEncoder = await VaeEncoder.create(model, vaeSettings);
   const vaeDecoder = await VaeDecoder.create(model, vaeSettings);
   const tokenizers = await loadTokenizers(model);

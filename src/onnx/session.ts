@@ -28,6 +28,12 @@ export interface SessionOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /** false keeps MatMul weights memory-mapped instead of copying them into prepacked buffers */
   prepacking?: boolean;
+  /**
+   * onnxruntime's CPU memory arena (default true): keeps the largest activation memory of any run allocated for the
+   * session's lifetime. false returns it to the system after each run (a little slower per run, lower peaks when
+   * several networks run one after the other).
+   */
+  arena?: boolean;
   /** cache of onnxruntime's optimised model (and its external weights) */
   optimizedModelPath?: string;
   label?: string;
@@ -76,7 +82,7 @@ export class Session {
       graphOptimizationLevel: opts.optimization ?? 'extended',
       intraOpNumThreads: opts.threads ?? 0,
       interOpNumThreads: 1,
-      enableCpuMemArena: true,
+      enableCpuMemArena: opts.arena ?? true,
       enableMemPattern: true,
       executionMode: 'sequential',
       logSeverityLevel: 3,
