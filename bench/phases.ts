@@ -13,6 +13,7 @@ import { buildConditioning } from '../src/pipeline/conditioning.ts';
 import { runPipeline } from '../src/pipeline/generate.ts';
 import { loadModel } from '../src/weights/load-model.ts';
 import type { WeightPrecision } from '../src/weights/types.ts';
+import { ensureQuantized, type QuantScheme } from '../src/networks/quantize.ts';
 import { sessionSettings, type BenchOptions } from './args.ts';
 import { unetFlops } from './flops.ts';
 import { measureGemm } from './gemm.ts';
@@ -50,8 +51,8 @@ async function series(label: string, warmups: number, runs: number, fn: () => Pr
 
 const cacheDir = (o: BenchOptions) => path.join(o.benchDir, 'cache');
 
-function open(o: BenchOptions, source = o.modelDir, cache = cacheDir(o), weights: WeightPrecision = 'fp32'): Promise<LoadedModel> {
-  return openModel('bench', source, { cacheDir: cache, settings: sessionSettings(o), weights });
+function open(o: BenchOptions, source = o.modelDir, cache = cacheDir(o), weights: WeightPrecision = 'fp32', quantize?: QuantScheme): Promise<LoadedModel> {
+  return openModel('bench', source, { cacheDir: cache, settings: sessionSettings(o), weights, quantize });
 }
 
 export async function phaseGemm(o: BenchOptions): Promise<PhaseResult> {
@@ -230,6 +231,29 @@ export async function phaseFp16At1024(o: BenchOptions): Promise<PhaseResult> {
   return { figures: fig, details: { fp16_load_1024_s: round(loadS), fp16_txt2img_1024_timings: out.timings } };
 }
 
+/** `--quantize int8`: the UNet's transformer Linear layers in int8 (quantised once, timed on its own), 512² CFG call. */
+export async function phaseInt8(o: BenchOptions): Promise<PhaseResult> {
+  const model = await loadModel(o.modelDir, { cacheDir: cacheDir(o) });
+  const [, quantS] = await timed('int8 quantisation of the UNet (once per checkpoint)', () =>
+    ensureQuantized(model.weights.unet, { scheme: 'int8', cacheDir: cacheDir(o), fingerprint: model.fingerprint, source: model.source, component: 'unet' }),
+  );
+  const [m, loadS] = await timed('load with --quantize int8 (openModel)', () => open(o, o.modelDir, cacheDir(o), 'fp32', 'int8'));
+  const r = await series('int8 UNet CFG 512² (batch 2, 64×64)', 1, o.runs, () => m.unet.run(unetInputs(m.model.config.unet, 64, 64)));
+  const fig = { int8_quantize_s: quantS, int8_load_s: loadS, int8_unet_step_cfg_512_s: r.meanS, int8_peak_rss_512_gb: peakRssGB() };
+  await m.release();
+  return { figures: fig, details: { int8_unet_512: r } };
+}
+
+/** A full 1024² text-to-image run (2 steps) with `--quantize int8` (fp32 weights elsewhere), for its peak RSS. */
+export async function phaseInt8At1024(o: BenchOptions): Promise<PhaseResult> {
+  const [m, loadS] = await timed('load with --quantize int8 for 1024²', () => open(o, o.modelDir, cacheDir(o), 'fp32', 'int8'));
+  const req = request({ task: 'text-to-image', width: 1024, height: 1024, steps: 2 });
+  const [out, e2eS] = await timed('int8 txt2img 1024² 2 steps end-to-end (runPipeline)', () => runPipeline(m.pipeline, req));
+  const fig = { int8_txt2img_1024_2steps_s: e2eS, int8_unet_step_cfg_1024_s: out.timings.denoising / 2, peak_rss_1024_int8_gb: peakRssGB() };
+  await m.release();
+  return { figures: fig, details: { int8_load_1024_s: round(loadS), int8_txt2img_1024_timings: out.timings } };
+}
+
 /** The built-in tiny random model, end-to-end 512² text-to-image, 25 steps. */
 export async function phaseTiny(o: BenchOptions): Promise<PhaseResult> {
   const dir = await ensureDefaultTestModel(o.benchDir);
@@ -249,6 +273,8 @@ export const PHASES = {
   r1024: phase1024,
   fp16: phaseFp16,
   fp16_1024: phaseFp16At1024,
+  int8: phaseInt8,
+  int8_1024: phaseInt8At1024,
   tiny: phaseTiny,
 } as const;
 export type PhaseName = keyof typeof PHASES;

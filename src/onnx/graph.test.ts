@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { GraphBuilder, MS_DOMAIN } from './graph.ts';
 import { Session } from './session.ts';
+import { f32ToBf16, f32ToF16 } from '../weights/fp16.ts';
 
 test('external weight at an unaligned offset, contrib MultiHeadAttention, zero-rank branch inputs', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-graph-'));
@@ -41,4 +42,35 @@ test('external weight at an unaligned offset, contrib MultiHeadAttention, zero-r
   });
   assert.deepEqual(Array.from(out2.y.data as Float32Array), [12, 25]);
   await s.release();
+});
+
+test('16-bit weights (F16, BF16) stay 16-bit, are cast to float32 in the graph, once per name, exactly', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-graph16-'));
+  // values exactly representable in both formats: the cast must give them back bit for bit
+  const values = [1, -2, 0.5, 3.25, -0.125, 96];
+  const f16 = Uint16Array.from(values.map((v) => f32ToF16(Float32Array.from([v]))[0]));
+  const bf16 = Uint16Array.from(values.map((v) => f32ToBf16(Float32Array.from([v]))[0]));
+  const file = path.join(dir, 'w.bin');
+  fs.writeFileSync(file, Buffer.concat([Buffer.alloc(3), Buffer.from(f16.buffer), Buffer.from(bf16.buffer)]));
+  const g = new GraphBuilder('t16');
+  const x = g.input('x', 'float32', ['n', 3]);
+  const A = g.weight('A', { file, dtype: 'F16', shape: [2, 3], byteOffset: 3, byteLength: 12 });
+  assert.equal(g.weight('A', { file, dtype: 'F16', shape: [2, 3], byteOffset: 3, byteLength: 12 }), A, 'one cast per weight');
+  const B = g.weight('B', { file, dtype: 'BF16', shape: [3, 2], byteOffset: 15, byteLength: 12, transposed: true });
+  g.output(g.op('FusedMatMul', [x, A], { transB: 1 }, { domain: MS_DOMAIN }), 'a');
+  g.output(g.op('FusedMatMul', [x, B], { transB: 1 }, { domain: MS_DOMAIN }), 'b');
+  assert.throws(() => g.weight('C', { file, dtype: 'I32', shape: [1], byteOffset: 0, byteLength: 4 }), /graphs take F32, F16 or BF16 weights/);
+  const s = await Session.create(g.build(dir), { externalFolder: dir, threads: 1, label: 'test16' });
+  assert.ok(s.inputNames.includes('A') && s.inputNames.includes('B'), 'declared as overridable initializers');
+  const rows = [Float32Array.from([1, 0, 0]), Float32Array.from([0, 1, 0]), Float32Array.from([0, 0, 1])];
+  const got = { a: [] as number[], b: [] as number[] };
+  for (const r of rows) {
+    const out = await s.run({ x: { data: r, dims: [1, 3] } });
+    got.a.push(...(out.a.data as Float32Array));
+    got.b.push(...(out.b.data as Float32Array));
+  }
+  // row j of the result picks column j of the stored [2, 3] matrix; B (canonical [3, 2], stored transposed) has the
+  // same stored layout as A
+  assert.deepEqual(got.a, [1, 3.25, -2, -0.125, 0.5, 96]);
+  assert.deepEqual(got.b, got.a);
 });
