@@ -61,7 +61,6 @@ test('16-bit weights (F16, BF16) stay 16-bit, are cast to float32 in the graph, 
   g.output(g.op('FusedMatMul', [x, B], { transB: 1 }, { domain: MS_DOMAIN }), 'b');
   assert.throws(() => g.weight('C', { file, dtype: 'I32', shape: [1], byteOffset: 0, byteLength: 4 }), /graphs take F32, F16 or BF16 weights/);
   const s = await Session.create(g.build(dir), { externalFolder: dir, threads: 1, label: 'test16' });
-  assert.ok(s.inputNames.includes('A') && s.inputNames.includes('B'), 'declared as overridable initializers');
   const rows = [Float32Array.from([1, 0, 0]), Float32Array.from([0, 1, 0]), Float32Array.from([0, 0, 1])];
   const got = { a: [] as number[], b: [] as number[] };
   for (const r of rows) {
