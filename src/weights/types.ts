@@ -32,7 +32,7 @@ export interface TensorRef {
  * 'fp32' (default): float32 (a 16-bit checkpoint is converted once into the cache), fastest on CPU.
  * 'fp16': 16-bit, cast to float32 inside the graph at each run — half the memory, slower per step on CPU. A 16-bit
  * checkpoint (F16 or BF16) is used as stored, giving exactly the numbers of its float32 copy; a float32 checkpoint
- * is converted once to F16 (rounding: ~2.4e-4 relative per weight at most).
+ * is converted once to F16 (rounding: at most 2⁻¹¹ ≈ 4.9e-4 relative per weight in fp16's normal range).
  */
 export type WeightPrecision = 'fp32' | 'fp16';
 export const WEIGHT_PRECISIONS: readonly WeightPrecision[] = ['fp32', 'fp16'];
