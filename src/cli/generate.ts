@@ -122,6 +122,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     threads: f.threads as number | undefined,
     device: oneOf(f.device ?? process.env.ATELIER_DEVICE, 'device', ['cpu', 'cuda', 'tensorrt', 'webgpu'] as const, 'cpu'),
     quantize: quantizeFlag(f.quantize ?? process.env.ATELIER_QUANTIZE),
+    oneShot: true, // one generation: networks are released as soon as the pipeline is past them (lower peak memory)
     weights: oneOf(f.weights ?? process.env.ATELIER_WEIGHTS, 'weights', ['fp32', 'fp16'] as const, 'fp32'),
   });
   const bar = progressBar(process.stderr);

@@ -16,6 +16,7 @@ export interface EngineOptions {
   device?: WorkerInit['device'];
   quantize?: WorkerInit['quantize'];
   weights?: WorkerInit['weights'];
+  oneShot?: boolean;
   maxLoadedModels?: number;
 }
 
@@ -36,6 +37,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     device: opts.device,
     quantize: opts.quantize,
     weights: opts.weights,
+    oneShot: opts.oneShot,
     maxLoadedModels: opts.maxLoadedModels ?? 1,
   };
   const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {

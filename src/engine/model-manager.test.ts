@@ -7,6 +7,8 @@ import { oracleDir } from '../paths.ts';
 import { runPipeline } from '../pipeline/generate.ts';
 import { requestFromTrace } from '../pipeline/trace-request.ts';
 import { openModel } from './model-manager.ts';
+import { textEmbedDim, type UNetInputs } from '../networks/unet.ts';
+import type { UNetConfig } from '../weights/types.ts';
 
 test('quantised UNet option: the cache is written once, images stay close to fp32', async () => {
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-quant-'));
@@ -28,3 +30,36 @@ test('quantised UNet option: the cache is written once, images stay close to fp3
   const files = fs.readdirSync(cacheDir, { recursive: true }).map(String).filter((f) => f.endsWith('.safetensors'));
   assert.deepEqual(files.map((f) => path.basename(f)).sort(), ['unet-int8-block.safetensors', 'unet-int8.safetensors']);
 });
+
+test('one-shot model: networks are released once the pipeline is past them, the image is unchanged', async () => {
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-oneshot-'));
+  const src = path.join(oracleDir(), 'tiny-sdxl');
+  for (const name of ['txt2img_trace', 'img2img_trace']) {
+    const { request } = await requestFromTrace(oracleDir(), name);
+    const warm = await openModel('tiny', src, { cacheDir, settings: { threads: 2 } });
+    const want = await runPipeline(warm.pipeline, request);
+    const again = await runPipeline(warm.pipeline, request);
+    assert.deepEqual(Buffer.from(again.images[0].data), Buffer.from(want.images[0].data), 'a warm model serves any number of runs');
+    await warm.release();
+    const once = await openModel('tiny', src, { cacheDir, settings: { threads: 2 }, oneShot: true });
+    const got = await runPipeline(once.pipeline, request);
+    assert.deepEqual(Buffer.from(got.images[0].data), Buffer.from(want.images[0].data), `${name}: same image`);
+    await assert.rejects(runPipeline(once.pipeline, request), /was released/, 'the text encoders are gone after the run');
+    await assert.rejects(once.unet.run(unetFeeds(once.model.config.unet)), /was released/, 'so is the UNet');
+    await once.release(); // idempotent
+  }
+});
+
+function unetFeeds(c: UNetConfig): UNetInputs {
+  return {
+    sample: new Float32Array(c.inChannels * 8 * 8),
+    batch: 1,
+    height: 8,
+    width: 8,
+    timestep: new Float32Array(1),
+    encoderHiddenStates: new Float32Array(77 * c.crossAttentionDim),
+    seqLen: 77,
+    textEmbeds: new Float32Array(textEmbedDim(c)),
+    timeIds: new Float32Array(6),
+  };
+}

@@ -32,6 +32,8 @@ export interface OpenOptions {
   quantize?: QuantScheme;
   /** how UNet and text-encoder weights are held in memory (default 'fp32'; 'fp16' halves it, slower per step on CPU) */
   weights?: WeightPrecision;
+  /** release each network once the pipeline is past it (a single generation, e.g. the CLI) */
+  oneShot?: boolean;
 }
 
 export async function openModel(name: string, source: string, opts: OpenOptions): Promise<LoadedModel> {
@@ -59,6 +61,12 @@ export async function openModel(name: string, source: string, opts: OpenOptions)
     vaeDecoder,
     scalingFactor: model.config.vae.scalingFactor,
     latentChannels: model.config.vae.latentChannels,
+    ...(opts.oneShot
+      ? {
+          afterConditioning: async () => Promise.all([te1.release(), te2.release()]).then(() => undefined),
+          afterDenoising: async () => Promise.all([unet.release(), vaeEncoder.release()]).then(() => undefined),
+        }
+      : {}),
   };
   return {
     name,

@@ -12,6 +12,11 @@ export interface WorkerInit {
   quantize?: 'int8' | 'int8-block';
   /** how UNet and text-encoder weights are held: 'fp32' (default, fastest on CPU) or 'fp16' (half the memory) */
   weights?: 'fp32' | 'fp16';
+  /**
+   * one generation and done (the CLI): each network is released as soon as the pipeline is past it (text encoders
+   * after conditioning, UNet and VAE encoder after denoising), so their memory does not add up at the peak
+   */
+  oneShot?: boolean;
   /** how many models stay loaded at once (least recently used is released first) */
   maxLoadedModels: number;
 }

@@ -24,6 +24,7 @@ const manager = new ModelManager(sources, {
   maxLoaded: init.maxLoadedModels,
   quantize: init.quantize,
   weights: init.weights,
+  oneShot: init.oneShot,
 });
 
 async function generate(id: number, request: GenerateRequest, cancelFlag: Int32Array): Promise<GenerateResult> {

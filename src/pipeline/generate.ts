@@ -22,6 +22,10 @@ export interface PipelineModel {
   vaeDecoder: { decode(z: Float32Array, batch: number, h: number, w: number): Promise<Float32Array> };
   scalingFactor: number;
   latentChannels: number;
+  /** called once conditioning is built (a one-shot model releases its text encoders here) */
+  afterConditioning?: () => Promise<void>;
+  /** called once the latents are denoised (a one-shot model releases its UNet and VAE encoder here) */
+  afterDenoising?: () => Promise<void>;
 }
 
 /** Per-request adapters already turned into network feeds (adapters/). */
@@ -133,6 +137,7 @@ export async function runPipeline(model: PipelineModel, req: GenerateRequest, ad
   trace('unet_cond/text_embeds', cond.textEmbeds);
   trace('unet_cond/time_ids', cond.timeIds);
   lap('text_encoding', t);
+  await model.afterConditioning?.();
   checkAborted(hooks.signal);
 
   // 2. Schedule and initial latents (random draws in diffusers' order)
@@ -195,6 +200,7 @@ export async function runPipeline(model: PipelineModel, req: GenerateRequest, ad
     onStep: (done, total, current) => hooks.onStep?.(done, total, () => latentPreview(current, n, c, h, w)),
   });
   lap('denoising', t);
+  await model.afterDenoising?.();
   checkAborted(hooks.signal);
 
   // 4. Decode, one image at a time to bound memory
