@@ -32,7 +32,7 @@ export interface OpenOptions {
   quantize?: QuantScheme;
   /** how UNet and text-encoder weights are held in memory (default 'fp32'; 'fp16' halves it, slower per step on CPU) */
   weights?: WeightPrecision;
-  /** release each network once the pipeline is past it (a single generation, e.g. the CLI) */
+  /** a single generation (the CLI): UNet and VAE sessions created when first run, each network released once the pipeline is past it */
   oneShot?: boolean;
 }
 
@@ -48,9 +48,11 @@ export async function openModel(name: string, source: string, opts: OpenOptions)
   const unetWeights = opts.quantize
     ? await ensureQuantized(model.weights.unet, { scheme: opts.quantize, cacheDir: opts.cacheDir, fingerprint: model.fingerprint, source: model.source, component: 'unet' })
     : model.weights.unet;
-  const unet = await UNet.create({ ...model, weights: { ...model.weights, unet: unetWeights } }, s);
+  // one-shot: the UNet and the VAE sessions are created when first run, after the text encoders are gone
+  const later = opts.oneShot ? { lazy: true } : {};
+  const unet = await UNet.create({ ...model, weights: { ...model.weights, unet: unetWeights } }, { ...s, ...later });
   // the VAE is small: 'all' (NCHWc convolutions) costs ~1 s at creation and runs 10–15 % faster (bench/vae.ts)
-  const vaeSettings = { ...opts.settings, optimization: opts.settings.optimization ?? 'all', ...once };
+  const vaeSettings = { ...opts.settings, optimization: opts.settings.optimization ?? 'all', ...once, ...later };
   const vaeEncoder = await VaeEncoder.create(model, vaeSettings);
   const vaeDecoder = await VaeDecoder.create(model, vaeSettings);
   const tokenizers = await loadTokenizers(model);

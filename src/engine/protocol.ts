@@ -13,8 +13,10 @@ export interface WorkerInit {
   /** how UNet and text-encoder weights are held: 'fp32' (default, fastest on CPU) or 'fp16' (half the memory) */
   weights?: 'fp32' | 'fp16';
   /**
-   * one generation and done (the CLI): each network is released as soon as the pipeline is past it (text encoders
-   * after conditioning, UNet and VAE encoder after denoising), so their memory does not add up at the peak
+   * one generation and done (the CLI): the UNet and VAE sessions are created when first needed and each network is
+   * released as soon as the pipeline is past it (text encoders after conditioning, UNet and VAE encoder after
+   * denoising), so their memory does not add up at the peak; above
+   * ~724² the UNet takes the CFG pair one sample at a time
    */
   oneShot?: boolean;
   /** how many models stay loaded at once (least recently used is released first) */

@@ -30,34 +30,48 @@ export interface BuiltNetwork {
   label: string;
 }
 
-export type SessionSettings = Omit<SessionOptions, 'externalFolder' | 'label'>;
+export type SessionSettings = Omit<SessionOptions, 'externalFolder' | 'label'> & {
+  /** create the onnxruntime session at the first run instead of now (its memory is taken only when needed) */
+  lazy?: boolean;
+};
 
 export class NetworkSession {
   readonly label: string;
   readonly loraSlots: readonly LoraSlot[];
-  private readonly session: Session;
+  private session: Promise<Session> | null;
+  private open: (() => Promise<Session>) | null;
   private readonly noLora: Record<string, TensorIn>;
 
-  private constructor(session: Session, built: BuiltNetwork) {
-    this.session = session;
+  private constructor(open: () => Promise<Session>, built: BuiltNetwork, lazy: boolean) {
     this.label = built.label;
     this.loraSlots = built.loraSlots;
     this.noLora = emptyLoraFeeds(built.loraSlots);
+    this.open = open;
+    this.session = lazy ? null : open();
   }
 
   static async create(built: BuiltNetwork, settings: SessionSettings = {}): Promise<NetworkSession> {
+    const { lazy, ...options } = settings;
     const folder = weightsFolder(built.weights, built.label);
-    const bytes = built.graph.build(folder);
-    const session = await Session.create(bytes, { ...settings, externalFolder: folder, label: built.label });
-    return new NetworkSession(session, built);
+    const open = () => Session.create(built.graph.build(folder), { ...options, externalFolder: folder, label: built.label });
+    const net = new NetworkSession(open, built, lazy ?? false);
+    if (net.session) await net.session;
+    return net;
   }
 
   /** Run with the given inputs; LoRA factors default to empty (no adapter). */
   async run(inputs: Record<string, TensorIn>, lora?: Record<string, TensorIn>): Promise<Record<string, TensorOut>> {
-    return this.session.run({ ...this.noLora, ...(lora ?? {}), ...inputs });
+    if (!this.session) {
+      if (!this.open) throw new AtelierError('INTERNAL', `session ${this.label} was released`);
+      this.session = this.open();
+    }
+    return (await this.session).run({ ...this.noLora, ...(lora ?? {}), ...inputs });
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    const s = this.session;
+    this.session = null;
+    this.open = null;
+    if (s) await (await s).release();
   }
 }
