@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 /** Measurable parts; `--only` picks a subset. */
-export const PARTS = ['gemm', 'load', 'text', 'unet', 'vae', 'img2img', 'lora', 'plain', '1024', 'fp16', 'fp16-1024', 'int8', 'int8-1024', 'tiny'] as const;
+export const PARTS = ['gemm', 'load', 'text', 'unet', 'vae', 'img2img', 'lora', 'plain', '1024', 'fp16', 'fp16-1024', 'int8', 'int8-1024', 'oneshot-1024', 'tiny'] as const;
 export type Part = (typeof PARTS)[number];
 
 export interface BenchOptions {
@@ -48,6 +48,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     parts.delete('1024');
     parts.delete('fp16-1024');
     parts.delete('int8-1024');
+    parts.delete('oneshot-1024');
   }
   const threads = Number(flag(argv, 'threads') ?? '2');
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer, got ${flag(argv, 'threads')}`);
@@ -92,7 +93,7 @@ export function sessionSettings(o: BenchOptions): { threads: number; optimizatio
 
 export const HELP = `npm run bench -- [flags]     (prints one JSON object on stdout; progress on stderr)
   --only ${PARTS.join(',')}
-  --quick                 skip the 1024² child runs (fp32, fp16, int8)
+  --quick                 skip the 1024² child runs (fp32, fp16, int8, one-shot)
   --threads N             intra-op threads (default 2)
   --optimization all|extended   onnxruntime graph optimisation (default: the product's)
   --prepacking on|off     onnxruntime weight prepacking (default: the product's)

@@ -32,6 +32,7 @@ const PLAN: { phase: PhaseName; parts: Part[]; full: boolean }[] = [
   { phase: 'fp16_1024', parts: ['fp16-1024'], full: true },
   { phase: 'int8', parts: ['int8'], full: true },
   { phase: 'int8_1024', parts: ['int8-1024'], full: true },
+  { phase: 'oneshot_1024', parts: ['oneshot-1024'], full: true },
   { phase: 'tiny', parts: ['tiny'], full: false },
 ];
 

@@ -10,7 +10,7 @@ import { ensureDefaultTestModel } from '../src/cli/make-test-model.ts';
 import { openModel, type LoadedModel } from '../src/engine/model-manager.ts';
 import { UNet } from '../src/networks/unet.ts';
 import { buildConditioning } from '../src/pipeline/conditioning.ts';
-import { runPipeline } from '../src/pipeline/generate.ts';
+import { DEFAULT_MAX_BATCH_LATENT_PIXELS, runPipeline } from '../src/pipeline/generate.ts';
 import { loadModel } from '../src/weights/load-model.ts';
 import type { WeightPrecision } from '../src/weights/types.ts';
 import { ensureQuantized, type QuantScheme } from '../src/networks/quantize.ts';
@@ -254,6 +254,20 @@ export async function phaseInt8At1024(o: BenchOptions): Promise<PhaseResult> {
   return { figures: fig, details: { int8_load_1024_s: round(loadS), int8_txt2img_1024_timings: out.timings } };
 }
 
+/** A 1024² text-to-image run (2 steps) in fp32 as `atelier generate` runs it: one-shot, networks created and released in turn. */
+export async function phaseOneShot1024(o: BenchOptions): Promise<PhaseResult> {
+  const [m, loadS] = await timed('one-shot open (text encoders only; UNet and VAE when first run)', () =>
+    openModel('bench', o.modelDir, { cacheDir: cacheDir(o), settings: sessionSettings(o), oneShot: true }),
+  );
+  const req = request({ task: 'text-to-image', width: 1024, height: 1024, steps: 2 });
+  const [out, e2eS] = await timed('one-shot txt2img 1024² 2 steps end-to-end (runPipeline)', () =>
+    runPipeline(m.pipeline, req, {}, { maxBatchLatentPixels: DEFAULT_MAX_BATCH_LATENT_PIXELS / 2 }),
+  );
+  const fig = { oneshot_txt2img_1024_2steps_s: e2eS, peak_rss_1024_oneshot_gb: peakRssGB() };
+  await m.release();
+  return { figures: fig, details: { oneshot_open_1024_s: round(loadS), oneshot_txt2img_1024_timings: out.timings } };
+}
+
 /** The built-in tiny random model, end-to-end 512² text-to-image, 25 steps. */
 export async function phaseTiny(o: BenchOptions): Promise<PhaseResult> {
   const dir = await ensureDefaultTestModel(o.benchDir);
@@ -275,6 +289,7 @@ export const PHASES = {
   fp16_1024: phaseFp16At1024,
   int8: phaseInt8,
   int8_1024: phaseInt8At1024,
+  oneshot_1024: phaseOneShot1024,
   tiny: phaseTiny,
 } as const;
 export type PhaseName = keyof typeof PHASES;
