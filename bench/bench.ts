@@ -123,13 +123,15 @@ function derive(f: Record<string, number>): void {
     f.speedup_vs_sdcpp_here_512 = REFERENCE.stable_diffusion_cpp_here.unet_step_cfg_512_s / f.unet_step_cfg_512_s;
   }
   if (has('unet_step_cfg_1024_s')) f.speedup_vs_diffusers_1024 = REFERENCE.diffusers_pytorch_cpu.unet_step_cfg_1024_s / f.unet_step_cfg_1024_s;
-  if (has('int8_unet_step_cfg_512_s')) f.int8_speedup_vs_sdcpp_512 = REFERENCE.stable_diffusion_cpp.unet_step_cfg_512_s / f.int8_unet_step_cfg_512_s;
+  if (has('int8_unet_step_cfg_512_s')) {
+    f.int8_speedup_vs_sdcpp_512 = REFERENCE.stable_diffusion_cpp.unet_step_cfg_512_s / f.int8_unet_step_cfg_512_s;
+    f.int8_speedup_vs_sdcpp_here_512 = REFERENCE.stable_diffusion_cpp_here.unet_step_cfg_512_s / f.int8_unet_step_cfg_512_s;
+  }
   if (has('fp16_unet_step_cfg_512_s')) f.fp16_speedup_vs_sdcpp_512 = REFERENCE.stable_diffusion_cpp.unet_step_cfg_512_s / f.fp16_unet_step_cfg_512_s;
   if (has('vae_decode_512_s')) {
     f.vae_decode_speedup_vs_diffusers = REFERENCE.diffusers_pytorch_cpu.vae_decode_512_s / f.vae_decode_512_s;
     f.vae_decode_speedup_vs_sdcpp_here = REFERENCE.stable_diffusion_cpp_here.vae_decode_512_s / f.vae_decode_512_s;
   }
-  if (has('int8_unet_step_cfg_512_s')) f.int8_speedup_vs_sdcpp_here_512 = REFERENCE.stable_diffusion_cpp_here.unet_step_cfg_512_s / f.int8_unet_step_cfg_512_s;
   if (has('lora_switch_s') && has('est_25_steps_512_s')) {
     f.lora_switch_fraction = f.lora_switch_s / f.est_25_steps_512_s;
     f.lora_switch_cached_fraction = f.lora_switch_cached_s / f.est_25_steps_512_s;

@@ -10,7 +10,7 @@ import { ensureDefaultTestModel } from '../src/cli/make-test-model.ts';
 import { openModel, type LoadedModel } from '../src/engine/model-manager.ts';
 import { UNet } from '../src/networks/unet.ts';
 import { buildConditioning } from '../src/pipeline/conditioning.ts';
-import { DEFAULT_MAX_BATCH_LATENT_PIXELS, runPipeline } from '../src/pipeline/generate.ts';
+import { runPipeline } from '../src/pipeline/generate.ts';
 import { loadModel } from '../src/weights/load-model.ts';
 import type { WeightPrecision } from '../src/weights/types.ts';
 import { ensureQuantized, type QuantScheme } from '../src/networks/quantize.ts';
@@ -217,7 +217,6 @@ export async function phaseFp16(o: BenchOptions): Promise<PhaseResult> {
 
 /** A full 1024² text-to-image run (2 steps) with `--weights fp16`, for its peak RSS and step time. */
 export async function phaseFp16At1024(o: BenchOptions): Promise<PhaseResult> {
-  await loadModel(o.modelDir, { cacheDir: cacheDir(o), weights: 'fp16' }); // the copy exists after the fp16 phase
   const [m, loadS] = await timed('load with --weights fp16 for 1024²', () => open(o, o.modelDir, cacheDir(o), 'fp16'));
   const req = request({ task: 'text-to-image', width: 1024, height: 1024, steps: 2 });
   const [out, e2eS] = await timed('fp16 txt2img 1024² 2 steps end-to-end (runPipeline)', () => runPipeline(m.pipeline, req));
@@ -260,9 +259,7 @@ export async function phaseOneShot1024(o: BenchOptions): Promise<PhaseResult> {
     openModel('bench', o.modelDir, { cacheDir: cacheDir(o), settings: sessionSettings(o), oneShot: true }),
   );
   const req = request({ task: 'text-to-image', width: 1024, height: 1024, steps: 2 });
-  const [out, e2eS] = await timed('one-shot txt2img 1024² 2 steps end-to-end (runPipeline)', () =>
-    runPipeline(m.pipeline, req, {}, { maxBatchLatentPixels: DEFAULT_MAX_BATCH_LATENT_PIXELS / 2 }),
-  );
+  const [out, e2eS] = await timed('one-shot txt2img 1024² 2 steps end-to-end (runPipeline)', () => runPipeline(m.pipeline, req));
   const fig = { oneshot_txt2img_1024_2steps_s: e2eS, peak_rss_1024_oneshot_gb: peakRssGB() };
   await m.release();
   return { figures: fig, details: { oneshot_open_1024_s: round(loadS), oneshot_txt2img_1024_timings: out.timings } };

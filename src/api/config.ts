@@ -2,6 +2,7 @@
  * Server configuration from command-line flags and environment variables (flags win).
  * Every setting has an embedded default, so `atelier serve` runs with nothing configured.
  */
+import { WEIGHT_PRECISIONS, type WeightPrecision } from '../weights/types.ts';
 import path from 'node:path';
 import { AtelierError } from '../errors.ts';
 
@@ -48,7 +49,7 @@ export interface ServerConfig {
   /** reduced-precision UNet Linear layers; undefined = fp32 */
   quantize?: 'int8' | 'int8-block';
   /** how UNet and text-encoder weights are held in memory */
-  weights: 'fp32' | 'fp16';
+  weights: WeightPrecision;
   /** how long a graceful shutdown waits for the running job before re-queueing it */
   shutdownGraceMs: number;
   /** webhook delivery: attempts and the first retry delay (doubles each time, capped at 5 min) */
@@ -137,7 +138,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     threads: get('threads') === undefined ? undefined : int('threads', get('threads')!, 1, 1024),
     device: device(get('device')),
     quantize: quantize(get('quantize')),
-    weights: oneOf('weights', get('weights') ?? 'fp32', ['fp32', 'fp16']) as ServerConfig['weights'],
+    weights: oneOf('weights', get('weights') ?? 'fp32', [...WEIGHT_PRECISIONS]) as WeightPrecision,
     shutdownGraceMs: int('shutdown-grace', get('shutdown-grace') ?? '30000', 0, 3_600_000),
     webhookAttempts: int('webhook-attempts', get('webhook-attempts') ?? '10', 1, 100),
     webhookRetryBaseMs: int('webhook-retry-ms', get('webhook-retry-ms') ?? '1000', 1, 600_000),

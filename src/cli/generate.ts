@@ -1,4 +1,5 @@
 /** `atelier generate`: text-to-image, or image-to-image when --image is given, with a progress bar on stderr. */
+import { WEIGHT_PRECISIONS } from '../weights/types.ts';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
@@ -123,7 +124,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     device: oneOf(f.device ?? process.env.ATELIER_DEVICE, 'device', ['cpu', 'cuda', 'tensorrt', 'webgpu'] as const, 'cpu'),
     quantize: quantizeFlag(f.quantize ?? process.env.ATELIER_QUANTIZE),
     oneShot: true, // one generation: networks are released as soon as the pipeline is past them (lower peak memory)
-    weights: oneOf(f.weights ?? process.env.ATELIER_WEIGHTS, 'weights', ['fp32', 'fp16'] as const, 'fp32'),
+    weights: oneOf(f.weights ?? process.env.ATELIER_WEIGHTS, 'weights', WEIGHT_PRECISIONS, 'fp32'),
   });
   const bar = progressBar(process.stderr);
   try {

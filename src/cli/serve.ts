@@ -3,6 +3,7 @@
  * start the engine and the HTTP server, and shut down gracefully on SIGTERM / SIGINT
  * (the running job finishes within the grace period or goes back to the queue).
  */
+import type { WeightPrecision } from '../weights/types.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { helpText, loadConfig, type ServerConfig } from '../api/config.ts';
@@ -21,7 +22,7 @@ export interface EngineFactoryOptions {
   threads?: number;
   device?: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
   quantize?: 'int8' | 'int8-block';
-  weights?: 'fp32' | 'fp16';
+  weights?: WeightPrecision;
 }
 
 export interface ServeDeps {

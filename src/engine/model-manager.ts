@@ -9,7 +9,7 @@ import { TextEncoder } from '../networks/clip-text.ts';
 import { UNet } from '../networks/unet.ts';
 import { VaeDecoder, VaeEncoder } from '../networks/vae.ts';
 import { ClipTokenizer } from '../tokenizer/clip-bpe.ts';
-import type { PipelineModel } from '../pipeline/generate.ts';
+import { DEFAULT_MAX_BATCH_LATENT_PIXELS, type PipelineModel } from '../pipeline/generate.ts';
 import type { SdxlModel, WeightPrecision } from '../weights/types.ts';
 import type { SessionSettings } from '../networks/runtime.ts';
 import { ensureQuantized, type QuantScheme } from '../networks/quantize.ts';
@@ -65,6 +65,8 @@ export async function openModel(name: string, source: string, opts: OpenOptions)
     latentChannels: model.config.vae.latentChannels,
     ...(opts.oneShot
       ? {
+          // memory first: above ~724² the CFG pair goes through the UNet one sample at a time
+          maxBatchLatentPixels: DEFAULT_MAX_BATCH_LATENT_PIXELS / 2,
           afterConditioning: async () => Promise.all([te1.release(), te2.release()]).then(() => undefined),
           afterDenoising: async () => Promise.all([unet.release(), vaeEncoder.release()]).then(() => undefined),
         }

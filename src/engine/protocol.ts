@@ -1,4 +1,5 @@
 /** Typed messages between the engine (main thread) and its worker thread. */
+import type { WeightPrecision } from '../weights/types.ts';
 import type { GenerateRequest, GenerateResult, ModelInfo, ProgressEvent } from './types.ts';
 
 export interface WorkerInit {
@@ -11,12 +12,12 @@ export interface WorkerInit {
   /** reduced-precision UNet Linear layers: 'int8' (DynamicQuantizeMatMul) or 'int8-block' (MatMulNBits, 8 bits) */
   quantize?: 'int8' | 'int8-block';
   /** how UNet and text-encoder weights are held: 'fp32' (default, fastest on CPU) or 'fp16' (half the memory) */
-  weights?: 'fp32' | 'fp16';
+  weights?: WeightPrecision;
   /**
    * one generation and done (the CLI): the UNet and VAE sessions are created when first needed and each network is
    * released as soon as the pipeline is past it (text encoders after conditioning, UNet and VAE encoder after
-   * denoising), so their memory does not add up at the peak; above
-   * ~724² the UNet takes the CFG pair one sample at a time
+   * denoising), so their memory does not add up at the peak; above ~724² the UNet takes the CFG pair one sample
+   * at a time
    */
   oneShot?: boolean;
   /** how many models stay loaded at once (least recently used is released first) */

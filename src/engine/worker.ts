@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { AtelierError, isAtelierError } from '../errors.ts';
-import { DEFAULT_MAX_BATCH_LATENT_PIXELS, runPipeline } from '../pipeline/generate.ts';
+import { runPipeline } from '../pipeline/generate.ts';
 import { prepareAdapters } from '../adapters/index.ts';
 import { ModelManager } from './model-manager.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
@@ -51,8 +51,6 @@ async function generate(id: number, request: GenerateRequest, cancelFlag: Int32A
   } as AbortSignal;
   const out = await runPipeline(loaded.pipeline, request, adapters, {
     signal,
-    // one-shot runs put memory first: above ~724² the CFG pair goes through the UNet one sample at a time
-    ...(init.oneShot ? { maxBatchLatentPixels: DEFAULT_MAX_BATCH_LATENT_PIXELS / 2 } : {}),
     onStep: (step, total, preview) => {
       const elapsedMs = performance.now() - started;
       const etaMs = (elapsedMs / step) * (total - step);

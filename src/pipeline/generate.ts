@@ -22,6 +22,8 @@ export interface PipelineModel {
   vaeDecoder: { decode(z: Float32Array, batch: number, h: number, w: number): Promise<Float32Array> };
   scalingFactor: number;
   latentChannels: number;
+  /** UNet batch budget in latent pixels when the caller sets none (a one-shot model lowers it; see PipelineHooks) */
+  maxBatchLatentPixels?: number;
   /** called once conditioning is built (a one-shot model releases its text encoders here) */
   afterConditioning?: () => Promise<void>;
   /** called once the latents are denoised (a one-shot model releases its UNet and VAE encoder here) */
@@ -181,7 +183,7 @@ export async function runPipeline(model: PipelineModel, req: GenerateRequest, ad
       seqLen: cond.seqLen,
       textEmbeds: cond.textEmbeds,
       timeIds: cond.timeIds,
-      maxBatch: maxUnetBatch(h, w, hooks.maxBatchLatentPixels),
+      maxBatch: maxUnetBatch(h, w, hooks.maxBatchLatentPixels ?? model.maxBatchLatentPixels),
     });
     const tag = `step${String(call++).padStart(2, '0')}`;
     trace(`${tag}/noise_pred_raw`, raw);
