@@ -14,6 +14,10 @@ import { runPipeline } from '../src/pipeline/generate.ts';
 import { loadModel } from '../src/weights/load-model.ts';
 import type { WeightPrecision } from '../src/weights/types.ts';
 import { ensureQuantized, type QuantScheme } from '../src/networks/quantize.ts';
+import { VaeDecoder } from '../src/networks/vae.ts';
+import { calibrateDecoder, decoderInt8Convs } from '../src/networks/vae-calibrate.ts';
+import { snrDb, type VaeGraphMode } from '../src/networks/vae-int8.ts';
+import { TorchGenerator } from '../src/sampling/rng.ts';
 import { sessionSettings, type BenchOptions } from './args.ts';
 import { unetFlops } from './flops.ts';
 import { measureGemm } from './gemm.ts';
@@ -253,6 +257,40 @@ export async function phaseInt8At1024(o: BenchOptions): Promise<PhaseResult> {
   return { figures: fig, details: { int8_load_1024_s: round(loadS), int8_txt2img_1024_timings: out.timings } };
 }
 
+/**
+ * `--vae-quantize int8`: the decoder's calibration (timed on its own), then the fp32 and the int8 decoder on the same
+ * 64×64 latent in this process (decode time of each, and the int8 image's fidelity against fp32).
+ */
+export async function phaseVaeInt8(o: BenchOptions): Promise<PhaseResult> {
+  const model = await loadModel(o.modelDir, { cacheDir: cacheDir(o) });
+  const settings = { ...sessionSettings(o), optimization: sessionSettings(o).optimization ?? ('all' as const) };
+  const [cal, calS] = await timed('int8 VAE decoder calibration (once per checkpoint)', () => calibrateDecoder(model, settings));
+  const convs = await decoderInt8Convs(model, { cacheDir: cacheDir(o), settings });
+  const z = new TorchGenerator(12).randn(4 * 64 * 64).map((v) => v / model.config.vae.scalingFactor);
+  const decode = async (label: string, mode: VaeGraphMode) => {
+    const dec = await VaeDecoder.create(model, settings, mode);
+    let image: Float32Array = new Float32Array();
+    const r = await series(label, 1, 3, async () => (image = await dec.decode(z, 1, 64, 64)));
+    await dec.release();
+    return { r, image };
+  };
+  const fp = await decode('fp32 VAE decode 512² (this phase)', {});
+  const q = await decode('int8 VAE decode 512²', { int8: convs });
+  let levels = 0;
+  const to8 = (v: number) => Math.round((Math.min(1, Math.max(-1, v)) + 1) * 127.5);
+  for (let i = 0; i < fp.image.length; i++) levels += Math.abs(to8(fp.image[i]) - to8(q.image[i]));
+  const fig = {
+    vae_int8_calibration_s: calS,
+    vae_int8_calibration_snr_db: cal.snrDb,
+    vae_decode_512_int8_s: q.r.meanS,
+    vae_decode_512_fp32_same_phase_s: fp.r.meanS,
+    vae_int8_decode_speedup: fp.r.meanS / q.r.meanS,
+    vae_int8_snr_db: snrDb(fp.image, q.image),
+    vae_int8_mean_abs_8bit_levels: levels / fp.image.length,
+  };
+  return { figures: fig, details: { vae_decode_512_int8: q.r, vae_decode_512_fp32_same_phase: fp.r, vae_int8_convs: convs.size } };
+}
+
 /** A 1024² text-to-image run (2 steps) in fp32 as `atelier generate` runs it: one-shot, networks created and released in turn. */
 export async function phaseOneShot1024(o: BenchOptions): Promise<PhaseResult> {
   const [m, loadS] = await timed('one-shot open (text encoders only; UNet and VAE when first run)', () =>
@@ -286,6 +324,7 @@ export const PHASES = {
   fp16_1024: phaseFp16At1024,
   int8: phaseInt8,
   int8_1024: phaseInt8At1024,
+  vae_int8: phaseVaeInt8,
   oneshot_1024: phaseOneShot1024,
   tiny: phaseTiny,
 } as const;

@@ -14,6 +14,9 @@ describe('configuration', () => {
     assert.equal(c.weights, 'fp32');
     assert.equal(loadConfig([], { ATELIER_WEIGHTS: 'fp16' }).weights, 'fp16');
     assert.equal(loadConfig(['--weights', 'fp32'], { ATELIER_WEIGHTS: 'fp16' }).weights, 'fp32');
+    assert.equal(c.vaeQuantize, undefined);
+    assert.equal(loadConfig([], { ATELIER_VAE_QUANTIZE: 'int8' }).vaeQuantize, 'int8');
+    assert.equal(loadConfig(['--vae-quantize', 'off'], { ATELIER_VAE_QUANTIZE: 'int8' }).vaeQuantize, undefined);
   });
 
   it('environment variables, overridden by flags; repeatable flags and comma lists', () => {
@@ -38,6 +41,7 @@ describe('configuration', () => {
     assert.throws(() => loadConfig([], { ATELIER_PUBLIC_URL: 'example.com' }), /ATELIER_PUBLIC_URL: "example.com"/);
     assert.throws(() => loadConfig(['--model'], {}), /a value after the flag/);
     assert.throws(() => loadConfig(['--weights', 'fp8'], {}), /--weights \/ ATELIER_WEIGHTS: "fp8" is not valid; expected one of fp32, fp16/);
+    assert.throws(() => loadConfig(['--vae-quantize', 'int4'], {}), /--vae-quantize \/ ATELIER_VAE_QUANTIZE: "int4" is not valid; expected int8 or off/);
   });
 
   it('--help lists every flag with its environment variable', () => {

@@ -3,6 +3,7 @@
  * Every setting has an embedded default, so `atelier serve` runs with nothing configured.
  */
 import { WEIGHT_PRECISIONS, type WeightPrecision } from '../weights/types.ts';
+import { VAE_QUANT_SCHEMES, type VaeQuantScheme } from '../networks/vae-int8.ts';
 import path from 'node:path';
 import { AtelierError } from '../errors.ts';
 
@@ -48,6 +49,8 @@ export interface ServerConfig {
   device: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
   /** reduced-precision UNet Linear layers; undefined = fp32 */
   quantize?: 'int8' | 'int8-block';
+  /** VAE decoder convolutions in int8; undefined = fp32 */
+  vaeQuantize?: VaeQuantScheme;
   /** how UNet and text-encoder weights are held in memory */
   weights: WeightPrecision;
   /** how long a graceful shutdown waits for the running job before re-queueing it */
@@ -85,6 +88,7 @@ export const OPTIONS: readonly Option[] = [
   { flag: 'log-level', env: 'ATELIER_LOG_LEVEL', help: 'fatal, error, warn, info, debug, trace (default info)' },
   { flag: 'threads', env: 'ATELIER_THREADS', help: 'engine compute threads (default: all cores)' },
   { flag: 'quantize', env: 'ATELIER_QUANTIZE', help: 'int8 or int8-block: quantise the UNet\'s transformer Linear layers (faster on CPU, slightly different images; default off = fp32)' },
+  { flag: 'vae-quantize', env: 'ATELIER_VAE_QUANTIZE', help: 'int8: run the VAE decoder\'s resnet convolutions in int8 (decode ~1.5× faster on CPU, images within ~1 level; calibrated once per checkpoint; default off = fp32)' },
   { flag: 'weights', env: 'ATELIER_WEIGHTS', help: 'fp32 (default, fastest on CPU) or fp16: hold UNet and text-encoder weights in 16 bits (half the memory, computed in fp32; a 16-bit checkpoint gives the same images)' },
   { flag: 'device', env: 'ATELIER_DEVICE', help: 'cpu (default), cuda, tensorrt or webgpu (GPU ones need onnxruntime GPU libraries)' },
   { flag: 'shutdown-grace', env: 'ATELIER_SHUTDOWN_GRACE_MS', help: 'ms a shutdown waits for the running job before re-queueing it (default 30000)' },
@@ -138,6 +142,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     threads: get('threads') === undefined ? undefined : int('threads', get('threads')!, 1, 1024),
     device: device(get('device')),
     quantize: quantize(get('quantize')),
+    vaeQuantize: vaeQuantize(get('vae-quantize')),
     weights: oneOf('weights', get('weights') ?? 'fp32', [...WEIGHT_PRECISIONS]) as WeightPrecision,
     shutdownGraceMs: int('shutdown-grace', get('shutdown-grace') ?? '30000', 0, 3_600_000),
     webhookAttempts: int('webhook-attempts', get('webhook-attempts') ?? '10', 1, 100),
@@ -211,6 +216,12 @@ function device(v: string | undefined): ServerConfig['device'] {
   if (v === undefined) return 'cpu';
   if (!(DEVICES as readonly string[]).includes(v)) throw configError('device', v, DEVICES.join(', '));
   return v as ServerConfig['device'];
+}
+
+function vaeQuantize(v: string | undefined): ServerConfig['vaeQuantize'] {
+  if (v === undefined || v === 'off') return undefined;
+  if (!(VAE_QUANT_SCHEMES as readonly string[]).includes(v)) throw configError('vae-quantize', v, `${VAE_QUANT_SCHEMES.join(', ')} or off`);
+  return v as VaeQuantScheme;
 }
 
 function quantize(v: string | undefined): ServerConfig['quantize'] {

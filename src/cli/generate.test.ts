@@ -42,6 +42,8 @@ test('atelier generate: bad flags are clear errors', async () => {
   assert.match(u.stderr, /unknown flag --bogus/);
   const w = atelier('generate', '--prompt', 'x', '--weights', 'fp8');
   assert.match(w.stderr, /--weights must be one of fp32, fp16, got "fp8"/);
+  const v = atelier('generate', '--prompt', 'x', '--vae-quantize', 'int4');
+  assert.match(v.stderr, /--vae-quantize must be one of int8, off, got "int4"/);
   const meta = await sharp(path.join(tmp, 'a.png')).metadata();
   assert.equal(meta.width, 128);
   assert.equal(meta.height, 96);

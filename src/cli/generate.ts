@@ -1,5 +1,6 @@
 /** `atelier generate`: text-to-image, or image-to-image when --image is given, with a progress bar on stderr. */
 import { WEIGHT_PRECISIONS } from '../weights/types.ts';
+import { VAE_QUANT_SCHEMES, type VaeQuantScheme } from '../networks/vae-int8.ts';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
@@ -38,6 +39,7 @@ const SPEC: FlagSpec = {
   threads: { type: 'number', help: 'CPU threads (default: all cores)' },
   weights: { type: 'string', help: 'fp32 (default $ATELIER_WEIGHTS, else fp32) or fp16: UNet and text-encoder weights held in 16 bits (half the memory, slower per step on CPU)' },
   quantize: { type: 'string', help: 'int8 or int8-block: quantised UNet Linear layers (faster on CPU, slightly different images; default $ATELIER_QUANTIZE, else fp32)' },
+  'vae-quantize': { type: 'string', help: 'int8: VAE decoder resnet convolutions in int8 (faster decode, images within ~1 level; default $ATELIER_VAE_QUANTIZE, else fp32)' },
   device: { type: 'string', help: 'cpu (default), cuda or tensorrt (needs onnxruntime GPU libraries; default $ATELIER_DEVICE)' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -123,6 +125,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     threads: f.threads as number | undefined,
     device: oneOf(f.device ?? process.env.ATELIER_DEVICE, 'device', ['cpu', 'cuda', 'tensorrt', 'webgpu'] as const, 'cpu'),
     quantize: quantizeFlag(f.quantize ?? process.env.ATELIER_QUANTIZE),
+    vaeQuantize: vaeQuantizeFlag(f['vae-quantize'] ?? process.env.ATELIER_VAE_QUANTIZE),
     oneShot: true, // one generation: networks are released as soon as the pipeline is past them (lower peak memory)
     weights: oneOf(f.weights ?? process.env.ATELIER_WEIGHTS, 'weights', WEIGHT_PRECISIONS, 'fp32'),
   });
@@ -150,6 +153,11 @@ export async function generateCommand(argv: string[]): Promise<void> {
 /** A fresh seed, chosen here and printed so the run can be reproduced. */
 function randomSeed(): number {
   return randomInt(0, 2 ** 32);
+}
+
+function vaeQuantizeFlag(v: unknown): VaeQuantScheme | undefined {
+  const scheme = oneOf(v, 'vae-quantize', [...VAE_QUANT_SCHEMES, 'off'], 'off');
+  return scheme === 'off' ? undefined : scheme;
 }
 
 function quantizeFlag(v: unknown): 'int8' | 'int8-block' | undefined {

@@ -4,6 +4,7 @@
  * (the running job finishes within the grace period or goes back to the queue).
  */
 import type { WeightPrecision } from '../weights/types.ts';
+import type { VaeQuantScheme } from '../networks/vae-int8.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { helpText, loadConfig, type ServerConfig } from '../api/config.ts';
@@ -22,6 +23,7 @@ export interface EngineFactoryOptions {
   threads?: number;
   device?: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
   quantize?: 'int8' | 'int8-block';
+  vaeQuantize?: VaeQuantScheme;
   weights?: WeightPrecision;
 }
 
@@ -62,6 +64,7 @@ export async function startServer(config: ServerConfig, deps: ServeDeps = {}): P
       ...(config.threads ? { threads: config.threads } : {}),
       device: config.device,
       quantize: config.quantize,
+      vaeQuantize: config.vaeQuantize,
       weights: config.weights,
     });
     app = buildServer(config, { engine, discovered });

@@ -15,6 +15,7 @@ export interface EngineOptions {
   threads?: number;
   device?: WorkerInit['device'];
   quantize?: WorkerInit['quantize'];
+  vaeQuantize?: WorkerInit['vaeQuantize'];
   weights?: WorkerInit['weights'];
   oneShot?: boolean;
   maxLoadedModels?: number;
@@ -36,6 +37,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     threads: opts.threads,
     device: opts.device,
     quantize: opts.quantize,
+    vaeQuantize: opts.vaeQuantize,
     weights: opts.weights,
     oneShot: opts.oneShot,
     maxLoadedModels: opts.maxLoadedModels ?? 1,

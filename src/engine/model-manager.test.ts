@@ -31,6 +31,27 @@ test('quantised UNet option: the cache is written once, images stay close to fp3
   assert.deepEqual(files.map((f) => path.basename(f)).sort(), ['unet-int8-block.safetensors', 'unet-int8.safetensors']);
 });
 
+test('int8 VAE decoder option: calibrated once into the cache, images stay close to fp32', async () => {
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-vaeq-'));
+  const src = path.join(oracleDir(), 'tiny-sdxl');
+  const { request } = await requestFromTrace(oracleDir(), 'img2img_trace');
+  const fp32 = await openModel('tiny', src, { cacheDir, settings: { threads: 2 } });
+  const ref = await runPipeline(fp32.pipeline, request);
+  await fp32.release();
+  for (let round = 0; round < 2; round++) {
+    const q = await openModel('tiny', src, { cacheDir, settings: { threads: 2 }, vaeQuantize: 'int8' });
+    const out = await runPipeline(q.pipeline, request);
+    await q.release();
+    let sum = 0;
+    for (let i = 0; i < ref.imagesFloat.length; i++) sum += Math.abs(ref.imagesFloat[i] - out.imagesFloat[i]);
+    const mean = sum / ref.imagesFloat.length;
+    assert.ok(mean > 0, 'the int8 decoder must actually run');
+    assert.ok(mean < 0.03, `mean abs difference to fp32 ${mean}`);
+  }
+  const files = fs.readdirSync(cacheDir, { recursive: true }).map(String).filter((f) => f.endsWith('.json') && !f.endsWith('source.json'));
+  assert.deepEqual(files.map((f) => path.basename(f)), ['vae_decoder-int8-calibration.json']);
+});
+
 test('one-shot model: networks are released once the pipeline is past them, the image is unchanged', async () => {
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-oneshot-'));
   const src = path.join(oracleDir(), 'tiny-sdxl');

@@ -13,6 +13,8 @@ import { DEFAULT_MAX_BATCH_LATENT_PIXELS, type PipelineModel } from '../pipeline
 import type { SdxlModel, WeightPrecision } from '../weights/types.ts';
 import type { SessionSettings } from '../networks/runtime.ts';
 import { ensureQuantized, type QuantScheme } from '../networks/quantize.ts';
+import { decoderInt8Convs } from '../networks/vae-calibrate.ts';
+import type { VaeQuantScheme } from '../networks/vae-int8.ts';
 
 export interface LoadedModel {
   name: string;
@@ -30,6 +32,8 @@ export interface OpenOptions {
   lora?: boolean;
   /** reduced-precision UNet Linear layers (quantised once into the cache); undefined = fp32 */
   quantize?: QuantScheme;
+  /** VAE decoder resnet convolutions in int8 (calibrated once per checkpoint into the cache); undefined = fp32 */
+  vaeQuantize?: VaeQuantScheme;
   /** how UNet and text-encoder weights are held in memory (default 'fp32'; 'fp16' halves it, slower per step on CPU) */
   weights?: WeightPrecision;
   /** a single generation (the CLI): UNet and VAE sessions created when first run, each network released once the pipeline is past it */
@@ -54,7 +58,8 @@ export async function openModel(name: string, source: string, opts: OpenOptions)
   // the VAE is small: 'all' (NCHWc convolutions) costs ~1 s at creation and runs 10–15 % faster (bench/vae.ts)
   const vaeSettings = { ...opts.settings, optimization: opts.settings.optimization ?? 'all', ...once, ...later };
   const vaeEncoder = await VaeEncoder.create(model, vaeSettings);
-  const vaeDecoder = await VaeDecoder.create(model, vaeSettings);
+  const int8 = opts.vaeQuantize === 'int8' ? await decoderInt8Convs(model, { cacheDir: opts.cacheDir, settings: { ...opts.settings, optimization: vaeSettings.optimization } }) : undefined;
+  const vaeDecoder = await VaeDecoder.create(model, vaeSettings, int8 ? { int8 } : {});
   const tokenizers = await loadTokenizers(model);
   const pipeline: PipelineModel = {
     encoderSet: { encoders: [te1, te2], tokenizers },

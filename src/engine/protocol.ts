@@ -1,5 +1,6 @@
 /** Typed messages between the engine (main thread) and its worker thread. */
 import type { WeightPrecision } from '../weights/types.ts';
+import type { VaeQuantScheme } from '../networks/vae-int8.ts';
 import type { GenerateRequest, GenerateResult, ModelInfo, ProgressEvent } from './types.ts';
 
 export interface WorkerInit {
@@ -11,6 +12,8 @@ export interface WorkerInit {
   device?: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
   /** reduced-precision UNet Linear layers: 'int8' (DynamicQuantizeMatMul) or 'int8-block' (MatMulNBits, 8 bits) */
   quantize?: 'int8' | 'int8-block';
+  /** VAE decoder resnet convolutions in int8 (QLinearConv, calibrated once per checkpoint); undefined = fp32 */
+  vaeQuantize?: VaeQuantScheme;
   /** how UNet and text-encoder weights are held: 'fp32' (default, fastest on CPU) or 'fp16' (half the memory) */
   weights?: WeightPrecision;
   /**

@@ -23,6 +23,7 @@ const manager = new ModelManager(sources, {
   settings: { threads: init.threads ?? os.availableParallelism(), provider: init.device ?? 'cpu' },
   maxLoaded: init.maxLoadedModels,
   quantize: init.quantize,
+  vaeQuantize: init.vaeQuantize,
   weights: init.weights,
   oneShot: init.oneShot,
 });

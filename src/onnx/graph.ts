@@ -151,6 +151,20 @@ export class GraphBuilder {
     return name;
   }
 
+  /** An inline int8 tensor (quantised weights built in memory). */
+  constI8(data: Int8Array, dims: readonly number[]): Value {
+    const name = this.fresh('const_i8');
+    this.inits.push({ proto: tensorProto(name, 'int8', dims, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) });
+    return name;
+  }
+
+  /** An inline uint8 tensor (zero points). */
+  constU8(data: Uint8Array, dims: readonly number[]): Value {
+    const name = this.fresh('const_u8');
+    this.inits.push({ proto: tensorProto(name, 'uint8', dims, data) });
+    return name;
+  }
+
   constI64(data: readonly number[], dims?: readonly number[]): Value {
     const d = dims ?? [data.length];
     const key = `i64:${d.join('x')}:${data.join(',')}`;
