@@ -32,6 +32,7 @@ const PLAN: { phase: PhaseName; parts: Part[]; full: boolean }[] = [
   { phase: 'fp16_1024', parts: ['fp16-1024'], full: true },
   { phase: 'int8', parts: ['int8'], full: true },
   { phase: 'int8_1024', parts: ['int8-1024'], full: true },
+  { phase: 'int8_full', parts: ['int8-full'], full: true },
   { phase: 'vae_int8', parts: ['vae-int8'], full: true },
   { phase: 'oneshot_1024', parts: ['oneshot-1024'], full: true },
   { phase: 'tiny', parts: ['tiny'], full: false },
@@ -128,6 +129,7 @@ function derive(f: Record<string, number>): void {
     f.int8_speedup_vs_sdcpp_512 = REFERENCE.stable_diffusion_cpp.unet_step_cfg_512_s / f.int8_unet_step_cfg_512_s;
     f.int8_speedup_vs_sdcpp_here_512 = REFERENCE.stable_diffusion_cpp_here.unet_step_cfg_512_s / f.int8_unet_step_cfg_512_s;
   }
+  if (has('int8_full_unet_step_cfg_512_s')) f.int8_full_speedup_vs_sdcpp_here_512 = REFERENCE.stable_diffusion_cpp_here.unet_step_cfg_512_s / f.int8_full_unet_step_cfg_512_s;
   if (has('fp16_unet_step_cfg_512_s')) f.fp16_speedup_vs_sdcpp_512 = REFERENCE.stable_diffusion_cpp.unet_step_cfg_512_s / f.fp16_unet_step_cfg_512_s;
   if (has('vae_decode_512_int8_s')) f.vae_int8_decode_speedup_vs_diffusers = REFERENCE.diffusers_pytorch_cpu.vae_decode_512_s / f.vae_decode_512_int8_s;
   if (has('vae_decode_512_s')) {

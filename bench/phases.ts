@@ -13,10 +13,11 @@ import { buildConditioning } from '../src/pipeline/conditioning.ts';
 import { runPipeline } from '../src/pipeline/generate.ts';
 import { loadModel } from '../src/weights/load-model.ts';
 import type { WeightPrecision } from '../src/weights/types.ts';
-import { ensureQuantized, type QuantScheme } from '../src/networks/quantize.ts';
+import { ensureQuantized, type UNetQuantization } from '../src/networks/quantize.ts';
 import { VaeDecoder } from '../src/networks/vae.ts';
-import { calibrateDecoder, decoderInt8Convs } from '../src/networks/vae-calibrate.ts';
-import { snrDb, type VaeGraphMode } from '../src/networks/vae-int8.ts';
+import { decoderCalibrationSpec, decoderInt8Convs } from '../src/networks/vae-calibrate.ts';
+import { calibrate, calibrationFile } from '../src/networks/int8-calibration.ts';
+import { snrDb, type ConvMode } from '../src/networks/int8-conv.ts';
 import { TorchGenerator } from '../src/sampling/rng.ts';
 import { sessionSettings, type BenchOptions } from './args.ts';
 import { unetFlops } from './flops.ts';
@@ -55,7 +56,7 @@ async function series(label: string, warmups: number, runs: number, fn: () => Pr
 
 const cacheDir = (o: BenchOptions) => path.join(o.benchDir, 'cache');
 
-function open(o: BenchOptions, source = o.modelDir, cache = cacheDir(o), weights: WeightPrecision = 'fp32', quantize?: QuantScheme): Promise<LoadedModel> {
+function open(o: BenchOptions, source = o.modelDir, cache = cacheDir(o), weights: WeightPrecision = 'fp32', quantize?: UNetQuantization): Promise<LoadedModel> {
   return openModel('bench', source, { cacheDir: cache, settings: sessionSettings(o), weights, quantize });
 }
 
@@ -247,6 +248,30 @@ export async function phaseInt8(o: BenchOptions): Promise<PhaseResult> {
   return { figures: fig, details: { int8_unet_512: r } };
 }
 
+/**
+ * `--quantize int8-full`: the int8 Linear layers and the resnet convolutions in int8 (calibrated once: the first load
+ * includes the calibration, the second reads it from the cache), 512² CFG call, and the calibration's SNR.
+ */
+export async function phaseInt8Full(o: BenchOptions): Promise<PhaseResult> {
+  const model = await loadModel(o.modelDir, { cacheDir: cacheDir(o) });
+  const calFile = calibrationFile(cacheDir(o), model.fingerprint, 'unet');
+  fs.rmSync(calFile, { force: true });
+  const [first, calLoadS] = await timed('load with --quantize int8-full, calibrating its convolutions (first load)', () => open(o, o.modelDir, cacheDir(o), 'fp32', 'int8-full'));
+  await first.release();
+  const calibration = JSON.parse(fs.readFileSync(calFile, 'utf8')) as { snrDb: number };
+  const [m, loadS] = await timed('load with --quantize int8-full (calibration cached)', () => open(o, o.modelDir, cacheDir(o), 'fp32', 'int8-full'));
+  const r = await series('int8-full UNet CFG 512² (batch 2, 64×64)', 1, o.runs, () => m.unet.run(unetInputs(m.model.config.unet, 64, 64)));
+  const fig = {
+    int8_full_first_load_s: calLoadS,
+    int8_full_load_s: loadS,
+    int8_full_conv_calibration_snr_db: calibration.snrDb,
+    int8_full_unet_step_cfg_512_s: r.meanS,
+    int8_full_peak_rss_512_gb: peakRssGB(),
+  };
+  await m.release();
+  return { figures: fig, details: { int8_full_unet_512: r } };
+}
+
 /** A full 1024² text-to-image run (2 steps) with `--quantize int8` (fp32 weights elsewhere), for its peak RSS. */
 export async function phaseInt8At1024(o: BenchOptions): Promise<PhaseResult> {
   const [m, loadS] = await timed('load with --quantize int8 for 1024²', () => open(o, o.modelDir, cacheDir(o), 'fp32', 'int8'));
@@ -264,10 +289,10 @@ export async function phaseInt8At1024(o: BenchOptions): Promise<PhaseResult> {
 export async function phaseVaeInt8(o: BenchOptions): Promise<PhaseResult> {
   const model = await loadModel(o.modelDir, { cacheDir: cacheDir(o) });
   const settings = { ...sessionSettings(o), optimization: sessionSettings(o).optimization ?? ('all' as const) };
-  const [cal, calS] = await timed('int8 VAE decoder calibration (once per checkpoint)', () => calibrateDecoder(model, settings));
+  const [cal, calS] = await timed('int8 VAE decoder calibration (once per checkpoint)', () => calibrate(decoderCalibrationSpec(model), settings));
   const convs = await decoderInt8Convs(model, { cacheDir: cacheDir(o), settings });
   const z = new TorchGenerator(12).randn(4 * 64 * 64).map((v) => v / model.config.vae.scalingFactor);
-  const decode = async (label: string, mode: VaeGraphMode) => {
+  const decode = async (label: string, mode: ConvMode) => {
     const dec = await VaeDecoder.create(model, settings, mode);
     let image: Float32Array = new Float32Array();
     const r = await series(label, 1, 3, async () => (image = await dec.decode(z, 1, 64, 64)));
@@ -324,6 +349,7 @@ export const PHASES = {
   fp16_1024: phaseFp16At1024,
   int8: phaseInt8,
   int8_1024: phaseInt8At1024,
+  int8_full: phaseInt8Full,
   vae_int8: phaseVaeInt8,
   oneshot_1024: phaseOneShot1024,
   tiny: phaseTiny,

@@ -42,6 +42,7 @@ export const TARGETS = Object.freeze({
   peak_rss_1024_fp16_gb: { max: 12, why: 'the same with --weights fp16 (16-bit weights, fp32 compute)' },
   int8_unet_step_cfg_512_s: { max: +(0.7 * FASTEST_STEP_512_S).toFixed(2), why: 'the 512² step target with --quantize int8' },
   peak_rss_1024_int8_gb: { max: 12, why: 'the 1024² memory target with --quantize int8' },
+  int8_full_unet_step_cfg_512_s: { max: +(0.7 * FASTEST_STEP_512_S).toFixed(2), why: 'the 512² step target with --quantize int8-full' },
   vae_decode_512_int8_s: { max: +(0.5 * REFERENCE.diffusers_pytorch_cpu.vae_decode_512_s).toFixed(2), why: 'the VAE decode target with --vae-quantize int8' },
   peak_rss_1024_oneshot_gb: { max: 12, why: 'the 1024² memory target in fp32 as the CLI runs it (one-shot: networks in turn)' },
   lora_switch_fraction: { max: 0.1, why: 'LoRA switch ≤ 10 % of a 25-step 512² generation' },

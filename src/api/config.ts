@@ -3,7 +3,8 @@
  * Every setting has an embedded default, so `atelier serve` runs with nothing configured.
  */
 import { WEIGHT_PRECISIONS, type WeightPrecision } from '../weights/types.ts';
-import { VAE_QUANT_SCHEMES, type VaeQuantScheme } from '../networks/vae-int8.ts';
+import { VAE_QUANT_SCHEMES, type VaeQuantScheme } from '../networks/int8-conv.ts';
+import { UNET_QUANTIZATIONS, type UNetQuantization } from '../networks/quantize.ts';
 import path from 'node:path';
 import { AtelierError } from '../errors.ts';
 
@@ -48,7 +49,7 @@ export interface ServerConfig {
   /** onnxruntime execution provider */
   device: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
   /** reduced-precision UNet Linear layers; undefined = fp32 */
-  quantize?: 'int8' | 'int8-block';
+  quantize?: UNetQuantization;
   /** VAE decoder convolutions in int8; undefined = fp32 */
   vaeQuantize?: VaeQuantScheme;
   /** how UNet and text-encoder weights are held in memory */
@@ -87,7 +88,7 @@ export const OPTIONS: readonly Option[] = [
   { flag: 'public-url', env: 'ATELIER_PUBLIC_URL', help: 'base of the URLs in responses, e.g. https://atelier.example.com' },
   { flag: 'log-level', env: 'ATELIER_LOG_LEVEL', help: 'fatal, error, warn, info, debug, trace (default info)' },
   { flag: 'threads', env: 'ATELIER_THREADS', help: 'engine compute threads (default: all cores)' },
-  { flag: 'quantize', env: 'ATELIER_QUANTIZE', help: 'int8 or int8-block: quantise the UNet\'s transformer Linear layers (faster on CPU, slightly different images; default off = fp32)' },
+  { flag: 'quantize', env: 'ATELIER_QUANTIZE', help: 'int8 or int8-block: quantise the UNet\'s transformer Linear layers; int8-full: int8 Linear layers and resnet convolutions (fastest; calibrated once per checkpoint). Faster on CPU, slightly different images; default off = fp32' },
   { flag: 'vae-quantize', env: 'ATELIER_VAE_QUANTIZE', help: 'int8: run the VAE decoder\'s resnet convolutions in int8 (decode ~1.5× faster on CPU, images within ~1 level; calibrated once per checkpoint; default off = fp32)' },
   { flag: 'weights', env: 'ATELIER_WEIGHTS', help: 'fp32 (default, fastest on CPU) or fp16: hold UNet and text-encoder weights in 16 bits (half the memory, computed in fp32; a 16-bit checkpoint gives the same images)' },
   { flag: 'device', env: 'ATELIER_DEVICE', help: 'cpu (default), cuda, tensorrt or webgpu (GPU ones need onnxruntime GPU libraries)' },
@@ -226,6 +227,6 @@ function vaeQuantize(v: string | undefined): ServerConfig['vaeQuantize'] {
 
 function quantize(v: string | undefined): ServerConfig['quantize'] {
   if (v === undefined || v === 'off' || v === 'none') return undefined;
-  if (v !== 'int8' && v !== 'int8-block') throw configError('quantize', v, 'int8, int8-block or off');
-  return v;
+  if (!(UNET_QUANTIZATIONS as readonly string[]).includes(v)) throw configError('quantize', v, `${UNET_QUANTIZATIONS.join(', ')} or off`);
+  return v as UNetQuantization;
 }

@@ -1,6 +1,7 @@
 /** `atelier generate`: text-to-image, or image-to-image when --image is given, with a progress bar on stderr. */
 import { WEIGHT_PRECISIONS } from '../weights/types.ts';
-import { VAE_QUANT_SCHEMES, type VaeQuantScheme } from '../networks/vae-int8.ts';
+import { VAE_QUANT_SCHEMES, type VaeQuantScheme } from '../networks/int8-conv.ts';
+import { UNET_QUANTIZATIONS, type UNetQuantization } from '../networks/quantize.ts';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
@@ -38,7 +39,7 @@ const SPEC: FlagSpec = {
   'data-dir': { type: 'string', help: 'data folder for caches and the test model (default ./data)' },
   threads: { type: 'number', help: 'CPU threads (default: all cores)' },
   weights: { type: 'string', help: 'fp32 (default $ATELIER_WEIGHTS, else fp32) or fp16: UNet and text-encoder weights held in 16 bits (half the memory, slower per step on CPU)' },
-  quantize: { type: 'string', help: 'int8 or int8-block: quantised UNet Linear layers (faster on CPU, slightly different images; default $ATELIER_QUANTIZE, else fp32)' },
+  quantize: { type: 'string', help: 'int8 or int8-block: quantised UNet Linear layers; int8-full: and int8 resnet convolutions (fastest). Faster on CPU, slightly different images; default $ATELIER_QUANTIZE, else fp32' },
   'vae-quantize': { type: 'string', help: 'int8: VAE decoder resnet convolutions in int8 (faster decode, images within ~1 level; default $ATELIER_VAE_QUANTIZE, else fp32)' },
   device: { type: 'string', help: 'cpu (default), cuda or tensorrt (needs onnxruntime GPU libraries; default $ATELIER_DEVICE)' },
   help: { type: 'boolean', help: 'show this help' },
@@ -160,7 +161,7 @@ function vaeQuantizeFlag(v: unknown): VaeQuantScheme | undefined {
   return scheme === 'off' ? undefined : scheme;
 }
 
-function quantizeFlag(v: unknown): 'int8' | 'int8-block' | undefined {
-  if (v === undefined || v === 'off') return undefined;
-  return oneOf(v, 'quantize', ['int8', 'int8-block'] as const, 'int8');
+function quantizeFlag(v: unknown): UNetQuantization | undefined {
+  const q = oneOf(v, 'quantize', [...UNET_QUANTIZATIONS, 'off'], 'off');
+  return q === 'off' ? undefined : q;
 }

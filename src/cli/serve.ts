@@ -4,7 +4,8 @@
  * (the running job finishes within the grace period or goes back to the queue).
  */
 import type { WeightPrecision } from '../weights/types.ts';
-import type { VaeQuantScheme } from '../networks/vae-int8.ts';
+import type { VaeQuantScheme } from '../networks/int8-conv.ts';
+import type { UNetQuantization } from '../networks/quantize.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { helpText, loadConfig, type ServerConfig } from '../api/config.ts';
@@ -22,7 +23,7 @@ export interface EngineFactoryOptions {
   dataDir: string;
   threads?: number;
   device?: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
-  quantize?: 'int8' | 'int8-block';
+  quantize?: UNetQuantization;
   vaeQuantize?: VaeQuantScheme;
   weights?: WeightPrecision;
 }

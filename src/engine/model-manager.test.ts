@@ -17,7 +17,7 @@ test('quantised UNet option: the cache is written once, images stay close to fp3
   const fp32 = await openModel('tiny', src, { cacheDir, settings: { threads: 2 } });
   const ref = await runPipeline(fp32.pipeline, request);
   await fp32.release();
-  for (const scheme of ['int8', 'int8-block'] as const) {
+  for (const scheme of ['int8', 'int8-block', 'int8-full'] as const) {
     const q = await openModel('tiny', src, { cacheDir, settings: { threads: 2 }, quantize: scheme });
     const out = await runPipeline(q.pipeline, request);
     await q.release();
@@ -29,6 +29,12 @@ test('quantised UNet option: the cache is written once, images stay close to fp3
   }
   const files = fs.readdirSync(cacheDir, { recursive: true }).map(String).filter((f) => f.endsWith('.safetensors'));
   assert.deepEqual(files.map((f) => path.basename(f)).sort(), ['unet-int8-block.safetensors', 'unet-int8.safetensors']);
+  // `int8-full` (the `int8` Linear cache) also runs the resnet convolutions in int8: calibrated once
+  const calibrations = fs.readdirSync(cacheDir, { recursive: true }).map(String).filter((f) => f.endsWith('-calibration.json'));
+  assert.deepEqual(calibrations.map((f) => path.basename(f)), ['unet-int8-calibration.json']);
+  const cal = JSON.parse(fs.readFileSync(path.join(cacheDir, calibrations[0]), 'utf8'));
+  assert.equal(Object.keys(cal.ranges).length, 2 * 17, 'conv1/conv2 of the UNet\'s 17 resnets (6 down, 2 mid, 9 up)');
+  assert.ok(cal.snrDb >= 20, `calibration SNR ${cal.snrDb}`);
 });
 
 test('int8 VAE decoder option: calibrated once into the cache, images stay close to fp32', async () => {

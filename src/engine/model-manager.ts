@@ -12,9 +12,10 @@ import { ClipTokenizer } from '../tokenizer/clip-bpe.ts';
 import { DEFAULT_MAX_BATCH_LATENT_PIXELS, type PipelineModel } from '../pipeline/generate.ts';
 import type { SdxlModel, WeightPrecision } from '../weights/types.ts';
 import type { SessionSettings } from '../networks/runtime.ts';
-import { ensureQuantized, type QuantScheme } from '../networks/quantize.ts';
+import { ensureQuantized, quantizationParts, type UNetQuantization } from '../networks/quantize.ts';
 import { decoderInt8Convs } from '../networks/vae-calibrate.ts';
-import type { VaeQuantScheme } from '../networks/vae-int8.ts';
+import { unetInt8Convs } from '../networks/unet-calibrate.ts';
+import type { VaeQuantScheme } from '../networks/int8-conv.ts';
 
 export interface LoadedModel {
   name: string;
@@ -31,7 +32,7 @@ export interface OpenOptions {
   settings: SessionSettings;
   lora?: boolean;
   /** reduced-precision UNet Linear layers (quantised once into the cache); undefined = fp32 */
-  quantize?: QuantScheme;
+  quantize?: UNetQuantization;
   /** VAE decoder resnet convolutions in int8 (calibrated once per checkpoint into the cache); undefined = fp32 */
   vaeQuantize?: VaeQuantScheme;
   /** how UNet and text-encoder weights are held in memory (default 'fp32'; 'fp16' halves it, slower per step on CPU) */
@@ -49,18 +50,22 @@ export async function openModel(name: string, source: string, opts: OpenOptions)
   const once = opts.weights === 'fp16' ? { arena: false } : {};
   const te1 = await TextEncoder.create(model, 'textEncoder1', { ...s, ...once });
   const te2 = await TextEncoder.create(model, 'textEncoder2', { ...s, ...once });
-  const unetWeights = opts.quantize
-    ? await ensureQuantized(model.weights.unet, { scheme: opts.quantize, cacheDir: opts.cacheDir, fingerprint: model.fingerprint, source: model.source, component: 'unet' })
+  const quant = opts.quantize ? quantizationParts(opts.quantize) : undefined;
+  const unetWeights = quant
+    ? await ensureQuantized(model.weights.unet, { scheme: quant.linear, cacheDir: opts.cacheDir, fingerprint: model.fingerprint, source: model.source, component: 'unet' })
     : model.weights.unet;
+  const unetModel = { ...model, weights: { ...model.weights, unet: unetWeights } };
+  const tokenizers = await loadTokenizers(model);
+  // `int8-full` also runs the UNet's resnet convolutions in int8 (calibrated once with the checkpoint's own text encoders)
+  const unetConvs = quant?.int8Convs ? await unetInt8Convs(unetModel, { encoders: [te1, te2], tokenizers, long: 'truncate' }, { cacheDir: opts.cacheDir, settings: s, lora: s.lora }) : undefined;
   // one-shot: the UNet and the VAE sessions are created when first run, after the text encoders are gone
   const later = opts.oneShot ? { lazy: true } : {};
-  const unet = await UNet.create({ ...model, weights: { ...model.weights, unet: unetWeights } }, { ...s, ...later });
+  const unet = await UNet.create(unetModel, { ...s, ...later, ...(unetConvs ? { convs: { int8: unetConvs } } : {}) });
   // the VAE is small: 'all' (NCHWc convolutions) costs ~1 s at creation and runs 10–15 % faster (bench/vae.ts)
   const vaeSettings = { ...opts.settings, optimization: opts.settings.optimization ?? 'all', ...once, ...later };
   const vaeEncoder = await VaeEncoder.create(model, vaeSettings);
   const int8 = opts.vaeQuantize === 'int8' ? await decoderInt8Convs(model, { cacheDir: opts.cacheDir, settings: { ...opts.settings, optimization: vaeSettings.optimization } }) : undefined;
   const vaeDecoder = await VaeDecoder.create(model, vaeSettings, int8 ? { int8 } : {});
-  const tokenizers = await loadTokenizers(model);
   const pipeline: PipelineModel = {
     encoderSet: { encoders: [te1, te2], tokenizers },
     unet,

@@ -1,6 +1,7 @@
 /** Typed messages between the engine (main thread) and its worker thread. */
 import type { WeightPrecision } from '../weights/types.ts';
-import type { VaeQuantScheme } from '../networks/vae-int8.ts';
+import type { VaeQuantScheme } from '../networks/int8-conv.ts';
+import type { UNetQuantization } from '../networks/quantize.ts';
 import type { GenerateRequest, GenerateResult, ModelInfo, ProgressEvent } from './types.ts';
 
 export interface WorkerInit {
@@ -11,7 +12,7 @@ export interface WorkerInit {
   /** execution provider: cpu (default), cuda, tensorrt, webgpu (needs an onnxruntime build with it) */
   device?: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
   /** reduced-precision UNet Linear layers: 'int8' (DynamicQuantizeMatMul) or 'int8-block' (MatMulNBits, 8 bits) */
-  quantize?: 'int8' | 'int8-block';
+  quantize?: UNetQuantization;
   /** VAE decoder resnet convolutions in int8 (QLinearConv, calibrated once per checkpoint); undefined = fp32 */
   vaeQuantize?: VaeQuantScheme;
   /** how UNet and text-encoder weights are held: 'fp32' (default, fastest on CPU) or 'fp16' (half the memory) */

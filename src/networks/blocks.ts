@@ -7,6 +7,7 @@ import { AtelierError } from '../errors.ts';
 import { GraphBuilder, MS_DOMAIN, type Value } from '../onnx/graph.ts';
 import type { TensorRef } from '../weights/types.ts';
 import { QuantizedWeights, quantizedMatMul, type QuantContext } from './quantize.ts';
+import { addConvStats, int8Conv, type ConvMode } from './int8-conv.ts';
 
 /** One module that accepts a LoRA branch: y += up(down(x)). */
 export interface LoraSlot {
@@ -33,11 +34,13 @@ export interface NetContext {
   component: string;
   /** reduced-precision Linear weights (opt-in, src/networks/quantize.ts); absent = the fp32 graph */
   quant?: QuantContext;
+  /** int8 convolutions or calibration statistics (opt-in, src/networks/int8-conv.ts); absent = fp32 */
+  convs?: ConvMode;
 }
 
 /** A `QuantizedWeights` map (a quantised cache of the component) switches its Linear layers to int8 kernels. */
-export function newContext(g: GraphBuilder, weights: Map<string, TensorRef>, component: string, lora: boolean): NetContext {
-  const ctx: NetContext = { g, weights, lora, loraSlots: [], component };
+export function newContext(g: GraphBuilder, weights: Map<string, TensorRef>, component: string, lora: boolean, convs?: ConvMode): NetContext {
+  const ctx: NetContext = { g, weights, lora, loraSlots: [], component, ...(convs ? { convs } : {}) };
   if (weights instanceof QuantizedWeights) ctx.quant = weights.context();
   return ctx;
 }
@@ -92,18 +95,29 @@ export function linear(ctx: NetContext, x: Value, module: string, opts: { bias?:
   return y;
 }
 
-/** 2-D convolution, x [B, Cin, H, W] → [B, Cout, H', W']; weight [Cout, Cin, kh, kw]. */
+/**
+ * 2-D convolution, x [B, Cin, H, W] → [B, Cout, H', W']; weight [Cout, Cin, kh, kw]. In int8 mode (`ctx.convs.int8`
+ * has the module) the main product is a QLinearConv; a LoRA branch stays fp32 on top of either.
+ */
 export function conv2d(ctx: NetContext, x: Value, module: string, opts: { stride?: number; pad?: number; lora?: boolean } = {}): Value {
   const g = ctx.g;
   const wRef = ref(ctx, `${module}.weight`);
   const [outF, inF, kh, kw] = wRef.shape.length === 4 ? wRef.shape : [wRef.shape[0], wRef.shape[1], 1, 1];
-  const wName = wRef.shape.length === 4 ? weight(ctx, `${module}.weight`) : g.weight(`${ctx.component}:${module}.weight`, { ...wRef, shape: [outF, inF, 1, 1] });
   const stride = opts.stride ?? 1;
   const pad = opts.pad ?? Math.floor(kh / 2);
   const attrs = { kernel_shape: [kh, kw], strides: [stride, stride], pads: [pad, pad, pad, pad] };
-  const inputs = [x, wName];
-  if (has(ctx, `${module}.bias`)) inputs.push(weight(ctx, `${module}.bias`));
-  let y = g.op('Conv', inputs, attrs);
+  const q = ctx.convs?.int8?.get(module);
+  if (q && stride !== 1) throw new AtelierError('INTERNAL', `${ctx.component}: int8 convolution ${module} must have stride 1`);
+  let y: Value;
+  if (q) {
+    y = int8Conv(g, x, q, pad);
+  } else {
+    const wName = wRef.shape.length === 4 ? weight(ctx, `${module}.weight`) : g.weight(`${ctx.component}:${module}.weight`, { ...wRef, shape: [outF, inF, 1, 1] });
+    const inputs = [x, wName];
+    if (has(ctx, `${module}.bias`)) inputs.push(weight(ctx, `${module}.bias`));
+    y = g.op('Conv', inputs, attrs);
+    if (ctx.convs?.calibrate?.has(module)) addConvStats(g, module, x, y);
+  }
   if (ctx.lora && opts.lora !== false) {
     const s = loraSlot(ctx, module, 'conv', inF, outF, [kh, kw]);
     const h = g.op('Conv', [x, s.downInput], attrs); // [B, r, H', W']

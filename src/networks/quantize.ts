@@ -140,6 +140,18 @@ export function quantizeInt8PerRow(w: Float32Array, rows: number, cols: number):
  */
 export type QuantScheme = 'int8' | 'int8-block';
 export const QUANT_SCHEMES: readonly QuantScheme[] = Object.freeze(['int8', 'int8-block']);
+
+/**
+ * The UNet quantisation a user picks (`--quantize`): a Linear scheme, or `int8-full` = `int8` Linear layers plus the
+ * resnet convolutions as calibrated int8 QLinearConv (src/networks/int8-conv.ts; faster, a larger fidelity cost).
+ */
+export type UNetQuantization = QuantScheme | 'int8-full';
+export const UNET_QUANTIZATIONS: readonly UNetQuantization[] = Object.freeze(['int8', 'int8-block', 'int8-full']);
+
+/** The Linear scheme of a quantisation choice, and whether its resnet convolutions are int8. */
+export function quantizationParts(q: UNetQuantization): { linear: QuantScheme; int8Convs: boolean } {
+  return q === 'int8-full' ? { linear: 'int8', int8Convs: true } : { linear: q, int8Convs: false };
+}
 const BLOCK = 128;
 
 /** Cache format version: bump when the stored layout of any scheme changes. */

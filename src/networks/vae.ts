@@ -11,7 +11,7 @@ import { GraphBuilder, type Value } from '../onnx/graph.ts';
 import type { TensorRef, VaeConfig } from '../weights/types.ts';
 import { attention, conv2d, groupNorm, has, linear, newContext, ref, silu, upsample2x, weight, type NetContext } from './blocks.ts';
 import { NetworkSession, type BuiltNetwork, type SessionSettings } from './runtime.ts';
-import { addConvStats, int8Conv, type VaeGraphMode } from './vae-int8.ts';
+import { quantisableResnetConvs, type ConvMode } from './int8-conv.ts';
 
 /** The part of an `SdxlModel` the VAE needs (an SdxlModel satisfies it). */
 export interface VaeSource {
@@ -62,36 +62,22 @@ function unitAffine(g: GraphBuilder, n: number): { ones: Value; zeros: Value } {
 
 
 /**
- * The convolutions `--vae-quantize int8` runs in int8: each decoder resnet's 3×3 conv1 and conv2 (they read post-SiLU
- * values). The encoder stays fp32: on the random-weight SDXL VAE its int8 posterior mean measured 20.6 dB SNR against
- * fp32 (the decoder's image: 35–37 dB).
+ * The convolutions `--vae-quantize int8` runs in int8: each decoder resnet's 3×3 conv1 and conv2. The encoder stays
+ * fp32: on the random-weight SDXL VAE its int8 posterior mean measured 20.6 dB SNR against fp32 (the decoder's
+ * image: 35–37 dB).
  */
 export function quantisableDecoderConvs(weights: ReadonlyMap<string, TensorRef>): string[] {
-  const re = /^decoder\..*\.resnets\.\d+\.conv[12]\.weight$/;
-  const out: string[] = [];
-  for (const [name, r] of weights) {
-    if (re.test(name) && r.shape.length === 4 && r.shape[2] === 3 && r.shape[3] === 3) out.push(name.slice(0, -'.weight'.length));
-  }
-  return out;
-}
-
-/** A resnet's 3×3 convolution: int8 when the mode has it, with calibration statistics when asked. */
-function resnetConv(ctx: NetContext, x: Value, module: string, mode: VaeGraphMode): Value {
-  const q = mode.int8?.get(module);
-  if (q) return int8Conv(ctx.g, x, q, 1);
-  const y = conv2d(ctx, x, module);
-  if (mode.calibrate && ref(ctx, `${module}.weight`).shape[2] === 3) addConvStats(ctx.g, module, x, y);
-  return y;
+  return quantisableResnetConvs(weights, 'decoder.');
 }
 
 /** ResnetBlock2D without time embedding: norm1 → SiLU → conv1 → norm2 → SiLU → conv2, + (1×1 shortcut of) x. */
-function resnet(ctx: NetContext, x: Value, p: string, groups: number, mode: VaeGraphMode): Value {
+function resnet(ctx: NetContext, x: Value, p: string, groups: number): Value {
   const g = ctx.g;
   return g.scoped(p, () => {
     let h = silu(g, groupNorm(ctx, x, `${p}.norm1`, groups, EPS));
-    h = resnetConv(ctx, h, `${p}.conv1`, mode);
+    h = conv2d(ctx, h, `${p}.conv1`);
     h = silu(g, groupNorm(ctx, h, `${p}.norm2`, groups, EPS));
-    h = resnetConv(ctx, h, `${p}.conv2`, mode);
+    h = conv2d(ctx, h, `${p}.conv2`);
     const skip = has(ctx, `${p}.conv_shortcut.weight`) ? conv2d(ctx, x, `${p}.conv_shortcut`) : x;
     return g.op('Add', [skip, h]); // output_scale_factor 1
   });
@@ -162,22 +148,21 @@ function midAttention(ctx: NetContext, x: Value, p: string, groups: number): Val
 }
 
 /** UNetMidBlock2D: resnet, attention, resnet (the attention is optional in diffusers, always present in SDXL). */
-function midBlock(ctx: NetContext, x: Value, p: string, groups: number, mode: VaeGraphMode): Value {
-  let h = resnet(ctx, x, `${p}.resnets.0`, groups, mode);
+function midBlock(ctx: NetContext, x: Value, p: string, groups: number): Value {
+  let h = resnet(ctx, x, `${p}.resnets.0`, groups);
   if (has(ctx, `${p}.attentions.0.to_q.weight`)) h = midAttention(ctx, h, `${p}.attentions.0`, groups);
-  return resnet(ctx, h, `${p}.resnets.1`, groups, mode);
+  return resnet(ctx, h, `${p}.resnets.1`, groups);
 }
 
-function context(model: VaeSource, label: string): { ctx: NetContext; cfg: VaeConfig } {
+function context(model: VaeSource, label: string, convs?: ConvMode): { ctx: NetContext; cfg: VaeConfig } {
   const cfg = model.config.vae;
   checkConfig(cfg);
   const g = new GraphBuilder(label);
-  return { ctx: newContext(g, canonicalWeights(model.weights.vae), 'vae', false), cfg };
+  return { ctx: newContext(g, canonicalWeights(model.weights.vae), 'vae', false, convs), cfg };
 }
 
 /** Encoder graph: `image` [B, 3, H, W] in [−1, 1] → `mean`, `logvar` (clamped), `std` [B, latent, H/8, W/8]. */
 export function buildVaeEncoderGraph(model: VaeSource): BuiltNetwork {
-  const mode: VaeGraphMode = {};
   const { ctx, cfg } = context(model, 'vae_encoder');
   const g = ctx.g;
   const groups = cfg.normNumGroups;
@@ -186,10 +171,10 @@ export function buildVaeEncoderGraph(model: VaeSource): BuiltNetwork {
   let x = conv2d(ctx, image, 'encoder.conv_in');
   for (let i = 0; i < levels; i++) {
     const p = `encoder.down_blocks.${i}`;
-    for (let j = 0; j < cfg.layersPerBlock; j++) x = resnet(ctx, x, `${p}.resnets.${j}`, groups, mode);
+    for (let j = 0; j < cfg.layersPerBlock; j++) x = resnet(ctx, x, `${p}.resnets.${j}`, groups);
     if (i < levels - 1) x = downsample(ctx, x, `${p}.downsamplers.0.conv`);
   }
-  x = midBlock(ctx, x, 'encoder.mid_block', groups, mode);
+  x = midBlock(ctx, x, 'encoder.mid_block', groups);
   x = silu(g, groupNorm(ctx, x, 'encoder.conv_norm_out', groups, EPS));
   x = conv2d(ctx, x, 'encoder.conv_out'); // [B, 2·latent, h, w]
   if (has(ctx, 'quant_conv.weight')) x = conv2d(ctx, x, 'quant_conv');
@@ -205,18 +190,19 @@ export function buildVaeEncoderGraph(model: VaeSource): BuiltNetwork {
 }
 
 /** Decoder graph: `z` [B, latent, h, w] (already ÷ scaling factor) → `image` [B, 3, 8h, 8w], unclamped. */
-export function buildVaeDecoderGraph(model: VaeSource, mode: VaeGraphMode = {}): BuiltNetwork {
-  const { ctx, cfg } = context(model, 'vae_decoder');
+/** `convs`: int8 resnet convolutions or calibration statistics (src/networks/int8-conv.ts) */
+export function buildVaeDecoderGraph(model: VaeSource, convs?: ConvMode): BuiltNetwork {
+  const { ctx, cfg } = context(model, 'vae_decoder', convs);
   const g = ctx.g;
   const groups = cfg.normNumGroups;
   const levels = cfg.blockOutChannels.length;
   const z = g.input('z', 'float32', ['batch', cfg.latentChannels, 'latent_height', 'latent_width']);
   let x = has(ctx, 'post_quant_conv.weight') ? conv2d(ctx, z, 'post_quant_conv') : z;
   x = conv2d(ctx, x, 'decoder.conv_in');
-  x = midBlock(ctx, x, 'decoder.mid_block', groups, mode);
+  x = midBlock(ctx, x, 'decoder.mid_block', groups);
   for (let i = 0; i < levels; i++) {
     const p = `decoder.up_blocks.${i}`;
-    for (let j = 0; j <= cfg.layersPerBlock; j++) x = resnet(ctx, x, `${p}.resnets.${j}`, groups, mode);
+    for (let j = 0; j <= cfg.layersPerBlock; j++) x = resnet(ctx, x, `${p}.resnets.${j}`, groups);
     if (i < levels - 1) x = upsampleConv(ctx, x, `${p}.upsamplers.0.conv`);
   }
   x = silu(g, groupNorm(ctx, x, 'decoder.conv_norm_out', groups, EPS));
@@ -278,9 +264,9 @@ export class VaeDecoder {
     this.latentChannels = cfg.latentChannels;
   }
 
-  /** `mode.int8`: the resnet convolutions in int8 (`decoderInt8Convs`, src/networks/vae-calibrate.ts) */
-  static async create(model: VaeSource, settings?: SessionSettings, mode: VaeGraphMode = {}): Promise<VaeDecoder> {
-    const session = await NetworkSession.create(buildVaeDecoderGraph(model, mode), settings);
+  /** `convs.int8`: the resnet convolutions in int8 (`decoderInt8Convs`, src/networks/vae-calibrate.ts) */
+  static async create(model: VaeSource, settings?: SessionSettings, convs?: ConvMode): Promise<VaeDecoder> {
+    const session = await NetworkSession.create(buildVaeDecoderGraph(model, convs), settings);
     return new VaeDecoder(session, model.config.vae);
   }
 

@@ -1,25 +1,25 @@
 /**
- * int8 convolutions for the VAE (opt-in, `--vae-quantize int8`): the 3×3 convolutions inside every resnet
- * (conv1, conv2) run as onnxruntime's QLinearConv — uint8 activations × int8 weights, which its CPU kernels compute
- * with VNNI/AMX at 1.3× (128 channels, 512²) to 3× (512 channels, 128²) the rate of the fp32 NCHWc convolution
+ * int8 resnet convolutions (opt-in: `--vae-quantize int8` for the VAE decoder, `--quantize int8` for the UNet): the
+ * 3×3 conv1/conv2 of every resnet run as onnxruntime's QLinearConv — uint8 activations × int8 weights, which its CPU
+ * int8 kernels compute at 1.3× (128 channels, 512²) to 3× (512 channels, 128²) the rate of the fp32 NCHWc convolution
  * (measured on the 2-core Sapphire Rapids machine, see README "Performance").
  *
  * Every quantised convolution reads a post-SiLU activation (bounded below by −0.28, no outlier channels: GroupNorm
  * runs just before it). Its input is quantised per tensor at run time (DynamicQuantizeLinear: scale = range/255);
  * weights per output channel, symmetric. QLinearConv also needs the OUTPUT's scale before it runs; that comes from a
- * calibration once per checkpoint: the fp32 decoder runs on a few latents and records, for each convolution, its
- * output range relative to its input range (lo/R, hi/R). At run time the output range is that ratio times the
- * actual input range, widened by `MARGIN`, so the quantisation follows the input's scale. The convolutions that read
- * the residual stream (upsampling, 1×1 shortcuts, conv_in/conv_out) and the mid-block attention stay fp32.
+ * calibration once per checkpoint (src/networks/int8-calibration.ts): the fp32 network runs on a calibration batch
+ * and records, for each convolution, its output range relative to its input range (lo/R, hi/R). At run time the
+ * output range is that ratio times the actual input range, widened by `MARGIN`, so the quantisation follows the
+ * input's scale. Convolutions that read the residual stream (up/downsampling, 1×1 shortcuts, conv_in/conv_out) stay
+ * fp32.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { AtelierError } from '../errors.ts';
 import type { GraphBuilder, Value } from '../onnx/graph.ts';
 import { readTensorF32 } from '../weights/safetensors.ts';
 import type { TensorRef } from '../weights/types.ts';
 import { quantizeInt8PerRow } from './quantize.ts';
 
+/** `--vae-quantize` values */
 export type VaeQuantScheme = 'int8';
 export const VAE_QUANT_SCHEMES: readonly VaeQuantScheme[] = Object.freeze(['int8']);
 
@@ -45,19 +45,27 @@ export interface Int8Conv {
 }
 
 /** module name → its int8 convolution (absent modules stay fp32) */
-export type VaeInt8Convs = ReadonlyMap<string, Int8Conv>;
+export type Int8Convs = ReadonlyMap<string, Int8Conv>;
 
-/** What a VAE graph is built for: plain fp32, fp32 with calibration outputs, or with int8 resnet convolutions. */
-export interface VaeGraphMode {
-  int8?: VaeInt8Convs;
-  /** add `stat:<module>:{r,lo,hi}` outputs for every quantisable convolution (calibration) */
-  calibrate?: boolean;
+/** How a graph's convolutions are built: fp32 (empty), fp32 with calibration outputs, or some in int8. */
+export interface ConvMode {
+  int8?: Int8Convs;
+  /** modules that get `stat:<module>:{r,lo,hi}` outputs (calibration) */
+  calibrate?: ReadonlySet<string>;
+}
+
+/** Resnet conv1/conv2 modules with 3×3 weights under `prefix` (the convolutions this scheme quantises). */
+export function quantisableResnetConvs(weights: ReadonlyMap<string, TensorRef>, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const [name, r] of weights) {
+    if (!name.startsWith(prefix) || !/(^|\.)resnets\.\d+\.conv[12]\.weight$/.test(name)) continue;
+    if (r.shape.length === 4 && r.shape[2] === 3 && r.shape[3] === 3) out.push(name.slice(0, -'.weight'.length));
+  }
+  return out;
 }
 
 /** Widening of the calibrated output range (a run whose outputs exceed the calibrated ratio is clipped beyond it). */
 export const MARGIN = 1.5;
-/** Bump when the calibration procedure or the stored layout changes. */
-const CALIBRATION_VERSION = 1;
 
 /** Output names of a convolution's calibration statistics. */
 export function statNames(module: string): { r: string; lo: string; hi: string } {
@@ -138,52 +146,6 @@ export function int8Conv(g: GraphBuilder, x: Value, conv: Int8Conv, pad: number)
   }
   const yq = g.op('QLinearConv', inputs, { kernel_shape: [kh, kw], pads: [pad, pad, pad, pad] });
   return g.op('DequantizeLinear', [yq, ys, yz]);
-}
-
-/** A checkpoint's calibration of one VAE network, as cached. */
-export interface Calibration {
-  ranges: Map<string, ConvRange>;
-  /** int8 vs fp32 on the calibration batch: 10·log10(signal variance / squared error) of the network's output */
-  snrDb: number;
-}
-
-interface CalibrationFile {
-  version: number;
-  fingerprint: string;
-  margin: number;
-  snrDb: number;
-  ranges: Record<string, ConvRange>;
-}
-
-/** Where a checkpoint's calibration of `network` lives in the cache. */
-export function calibrationFile(cacheDir: string, fingerprint: string, network: string): string {
-  return path.join(path.resolve(cacheDir), fingerprint, `${network}-int8-calibration.json`);
-}
-
-/** The cached calibration of a checkpoint, or null when absent, stale or unreadable. */
-export async function readCalibration(file: string, fingerprint: string, modules: readonly string[]): Promise<Calibration | null> {
-  let parsed: CalibrationFile;
-  try {
-    parsed = JSON.parse(await readFile(file, 'utf8')) as CalibrationFile;
-  } catch {
-    return null;
-  }
-  if (parsed.version !== CALIBRATION_VERSION || parsed.fingerprint !== fingerprint || parsed.margin !== MARGIN || typeof parsed.snrDb !== 'number') return null;
-  const ranges = new Map<string, ConvRange>();
-  for (const m of modules) {
-    const r = parsed.ranges?.[m];
-    if (!r || !Number.isFinite(r.lo) || !Number.isFinite(r.hi)) return null;
-    ranges.set(m, { lo: r.lo, hi: r.hi });
-  }
-  return { ranges, snrDb: parsed.snrDb };
-}
-
-export async function writeCalibration(file: string, fingerprint: string, cal: Calibration): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const body: CalibrationFile = { version: CALIBRATION_VERSION, fingerprint, margin: MARGIN, snrDb: cal.snrDb, ranges: Object.fromEntries(cal.ranges) };
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(body, null, 1));
-  await rename(tmp, file);
 }
 
 /** 10·log10(var(reference) / mean squared difference); Infinity when equal. */

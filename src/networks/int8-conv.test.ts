@@ -10,8 +10,9 @@ import { Session } from '../onnx/session.ts';
 import { TorchGenerator } from '../sampling/rng.ts';
 import { oracleF32 } from './test-support.ts';
 import { quantisableDecoderConvs, VaeDecoder } from './vae.ts';
-import { decoderInt8Convs, MIN_SNR_DB } from './vae-calibrate.ts';
-import { calibrationFile, int8Conv, MARGIN, mergeStats, outputQuantization, snrDb, type Int8Conv } from './vae-int8.ts';
+import { decoderInt8Convs } from './vae-calibrate.ts';
+import { calibrationFile, MIN_SNR_DB } from './int8-calibration.ts';
+import { int8Conv, MARGIN, mergeStats, outputQuantization, snrDb, type Int8Conv } from './int8-conv.ts';
 import { quantizeInt8PerRow } from './quantize.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-vae-int8-'));
