@@ -17,6 +17,7 @@ describe('configuration', () => {
     assert.equal(c.vaeQuantize, undefined);
     assert.equal(loadConfig([], { ATELIER_VAE_QUANTIZE: 'int8' }).vaeQuantize, 'int8');
     assert.equal(loadConfig(['--vae-quantize', 'off'], { ATELIER_VAE_QUANTIZE: 'int8' }).vaeQuantize, undefined);
+    assert.equal(loadConfig(['--quantize', 'int8-full'], {}).quantize, 'int8-full');
   });
 
   it('environment variables, overridden by flags; repeatable flags and comma lists', () => {
@@ -42,6 +43,7 @@ describe('configuration', () => {
     assert.throws(() => loadConfig(['--model'], {}), /a value after the flag/);
     assert.throws(() => loadConfig(['--weights', 'fp8'], {}), /--weights \/ ATELIER_WEIGHTS: "fp8" is not valid; expected one of fp32, fp16/);
     assert.throws(() => loadConfig(['--vae-quantize', 'int4'], {}), /--vae-quantize \/ ATELIER_VAE_QUANTIZE: "int4" is not valid; expected int8 or off/);
+    assert.throws(() => loadConfig(['--quantize', 'int4'], {}), /--quantize \/ ATELIER_QUANTIZE: "int4" is not valid; expected int8, int8-block, int8-full or off/);
   });
 
   it('--help lists every flag with its environment variable', () => {

@@ -14,7 +14,7 @@ import { int8Convs, mergeStats, MARGIN, snrDb, statNames, type ConvMode, type Co
 import { NetworkSession, type BuiltNetwork, type SessionSettings } from './runtime.ts';
 
 /** Bump when a calibration procedure or the stored layout changes. */
-const CALIBRATION_VERSION = 2;
+const CALIBRATION_VERSION = 3;
 
 /**
  * Below this int8-vs-fp32 SNR on the calibration batch the int8 network is refused: 20 dB = an rms error of a tenth
@@ -74,8 +74,9 @@ export async function writeCalibration(file: string, fingerprint: string, cal: C
 export interface CalibrationSpec {
   /** cache file stem, e.g. `vae_decoder`, `unet-int8` */
   network: string;
-  /** the setting that asked for it, for the refusal message, e.g. `--vae-quantize` */
+  /** the setting and value that asked for it, for the refusal message, e.g. `--vae-quantize`, `int8` */
   setting: string;
+  value: string;
   /** error `field` of the refusal */
   field: string;
   /** what the user reads, e.g. "VAE decoder" */
@@ -86,33 +87,50 @@ export interface CalibrationSpec {
   /** the weights the int8 convolutions are quantised from */
   weights: ReadonlyMap<string, TensorRef>;
   build(mode: ConvMode): BuiltNetwork;
-  /** the calibration batch (built only when a calibration runs) */
-  feeds(): Promise<Record<string, TensorIn>> | Record<string, TensorIn>;
+  /**
+   * the calibration runs (built only when a calibration runs), each shaped like one production call — the input
+   * scale is per tensor, so samples that never share a call in production must not share one here
+   */
+  feeds(): Promise<Record<string, TensorIn>[]> | Record<string, TensorIn>[];
   output: string;
 }
 
-async function runOnce(built: BuiltNetwork, settings: SessionSettings, feeds: Record<string, TensorIn>) {
+/** Run every feed through one session of `built`; the outputs of each run. */
+async function runAll(built: BuiltNetwork, settings: SessionSettings, feeds: readonly Record<string, TensorIn>[]) {
   const session = await NetworkSession.create(built, { ...settings, lazy: false });
   try {
-    return await session.run(feeds);
+    const outs = [];
+    for (const f of feeds) outs.push(await session.run(f));
+    return outs;
   } finally {
     await session.release();
   }
 }
 
-/** Calibrate now: ranges from the statistics run, then the int8 network's SNR on the same batch. */
+function concat(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) (out.set(p, at), (at += p.length));
+  return out;
+}
+
+/** Calibrate now: ranges from the statistics runs, then the int8 network's SNR over the same runs. */
 export async function calibrate(spec: CalibrationSpec, settings: SessionSettings = {}): Promise<Calibration> {
   const feeds = await spec.feeds();
-  const stats = await runOnce(spec.build({ calibrate: new Set(spec.modules) }), settings, feeds);
-  const value = (name: string) => (stats[name].data as Float32Array)[0];
-  const run: Record<string, { r: number; lo: number; hi: number }> = {};
-  for (const m of spec.modules) {
-    const n = statNames(m);
-    run[m] = { r: value(n.r), lo: value(n.lo), hi: value(n.hi) };
-  }
-  const ranges = mergeStats([run]);
-  const int8 = await runOnce(spec.build({ int8: await int8Convs(spec.weights, ranges) }), settings, feeds);
-  const snr = snrDb(stats[spec.output].data as Float32Array, int8[spec.output].data as Float32Array);
+  const stats = await runAll(spec.build({ calibrate: new Set(spec.modules) }), settings, feeds);
+  const runs = stats.map((out) => {
+    const value = (name: string) => (out[name].data as Float32Array)[0];
+    const run: Record<string, { r: number; lo: number; hi: number }> = {};
+    for (const m of spec.modules) {
+      const n = statNames(m);
+      run[m] = { r: value(n.r), lo: value(n.lo), hi: value(n.hi) };
+    }
+    return run;
+  });
+  const ranges = mergeStats(runs);
+  const int8 = await runAll(spec.build({ int8: await int8Convs(spec.weights, ranges) }), settings, feeds);
+  const output = (outs: typeof stats) => concat(outs.map((o) => o[spec.output].data as Float32Array));
+  const snr = snrDb(output(stats), output(int8));
   return { ranges, snrDb: Math.min(snr, 999) };
 }
 
@@ -137,7 +155,7 @@ export async function calibratedInt8Convs(spec: CalibrationSpec, opts: Calibrate
   if (!(calibration.snrDb >= min)) {
     throw new AtelierError(
       'BAD_REQUEST',
-      `${spec.setting} "int8": this checkpoint's ${spec.what} loses too much with int8 convolutions (SNR ${calibration.snrDb.toFixed(1)} dB against fp32 on the calibration batch, minimum ${min} dB); use ${spec.instead}`,
+      `${spec.setting} "${spec.value}": this checkpoint's ${spec.what} loses too much with int8 convolutions (SNR ${calibration.snrDb.toFixed(1)} dB against fp32 on the calibration batch, minimum ${min} dB); use ${spec.instead}`,
       { field: spec.field },
     );
   }

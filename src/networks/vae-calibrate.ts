@@ -2,9 +2,9 @@
  * Calibration of the VAE decoder's int8 convolutions (`--vae-quantize int8`; the procedure, its cache and the refusal
  * below an SNR floor are src/networks/int8-calibration.ts).
  *
- * The batch: 4 latents of 32×32 (the ranges are ratios, so the size does not matter) — two of white Gaussian noise,
- * two of smooth noise (8×8 noise upsampled bilinearly), each at unit variance and ÷ the scaling factor: the
- * statistics of latents the UNet produces.
+ * The runs: 4 latents of 32×32, one per run (the ranges are ratios, so the size does not matter) — two of white
+ * Gaussian noise, two of smooth noise (8×8 noise upsampled bilinearly), each at unit variance and ÷ the scaling
+ * factor: the statistics of latents the UNet produces.
  */
 import { TorchGenerator } from '../sampling/rng.ts';
 import type { TensorIn } from '../onnx/session.ts';
@@ -57,13 +57,20 @@ export function decoderCalibrationSpec(model: VaeSource): CalibrationSpec {
   return {
     network: 'vae_decoder',
     setting: '--vae-quantize / ATELIER_VAE_QUANTIZE',
+    value: 'int8',
     field: 'vae-quantize',
     what: 'VAE decoder',
     instead: '"off"',
     modules: quantisableDecoderConvs(model.weights.vae),
     weights: model.weights.vae,
     build: (convs) => buildVaeDecoderGraph(model, convs),
-    feeds: () => ({ z: decoderCalibrationBatch(model.config.vae.latentChannels, model.config.vae.scalingFactor) }),
+    // one latent per run: the decoder decodes one image at a time
+    feeds: () => {
+      const z = decoderCalibrationBatch(model.config.vae.latentChannels, model.config.vae.scalingFactor);
+      const [n, ...rest] = z.dims;
+      const per = z.data.length / n;
+      return Array.from({ length: n }, (_, i) => ({ z: { data: z.data.subarray(i * per, (i + 1) * per), dims: [1, ...rest] } }));
+    },
     output: 'image',
   };
 }
