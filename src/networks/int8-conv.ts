@@ -1,13 +1,13 @@
 /**
- * int8 resnet convolutions (opt-in: `--vae-quantize int8` for the VAE decoder, `--quantize int8` for the UNet): the
- * 3×3 conv1/conv2 of every resnet run as onnxruntime's QLinearConv — uint8 activations × int8 weights, which its CPU
+ * int8 resnet convolutions (opt-in: `--vae-quantize int8` for the VAE decoder, `--quantize int8-full` for the UNet's
+ * mid and up blocks): the 3×3 conv1/conv2 of those resnets run as onnxruntime's QLinearConv — uint8 activations × int8 weights, which its CPU
  * int8 kernels compute at 1.3× (128 channels, 512²) to 3× (512 channels, 128²) the rate of the fp32 NCHWc convolution
  * (measured on the 2-core Sapphire Rapids machine, see README "Performance").
  *
  * Every quantised convolution reads a post-SiLU activation (bounded below by −0.28, no outlier channels: GroupNorm
  * runs just before it). Its input is quantised per tensor at run time (DynamicQuantizeLinear: scale = range/255);
  * weights per output channel, symmetric. QLinearConv also needs the OUTPUT's scale before it runs; that comes from a
- * calibration once per checkpoint (src/networks/int8-calibration.ts): the fp32 network runs on a calibration batch
+ * calibration once per checkpoint (src/networks/int8-calibration.ts): the reference network runs on calibration inputs
  * and records, for each convolution, its output range relative to its input range (lo/R, hi/R). At run time the
  * output range is that ratio times the actual input range, widened by `MARGIN`, so the quantisation follows the
  * input's scale. Convolutions that read the residual stream (up/downsampling, 1×1 shortcuts, conv_in/conv_out) stay
