@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 /** Measurable parts; `--only` picks a subset. */
-export const PARTS = ['gemm', 'load', 'text', 'unet', 'vae', 'img2img', 'lora', 'plain', '1024', 'fp16', 'fp16-1024', 'int8', 'int8-1024', 'int8-full', 'vae-int8', 'oneshot-1024', 'tiny'] as const;
+export const PARTS = ['gemm', 'load', 'text', 'unet', 'vae', 'img2img', 'lora', 'plain', '1024', 'fp16', 'fp16-1024', 'int8', 'int8-1024', 'int8-full', 'vae-int8', 'fastest', 'oneshot-1024', 'tiny'] as const;
 export type Part = (typeof PARTS)[number];
 
 export interface BenchOptions {

@@ -34,6 +34,7 @@ const PLAN: { phase: PhaseName; parts: Part[]; full: boolean }[] = [
   { phase: 'int8_1024', parts: ['int8-1024'], full: true },
   { phase: 'int8_full', parts: ['int8-full'], full: true },
   { phase: 'vae_int8', parts: ['vae-int8'], full: true },
+  { phase: 'fastest', parts: ['fastest'], full: true },
   { phase: 'oneshot_1024', parts: ['oneshot-1024'], full: true },
   { phase: 'tiny', parts: ['tiny'], full: false },
 ];

@@ -316,6 +316,35 @@ export async function phaseVaeInt8(o: BenchOptions): Promise<PhaseResult> {
   return { figures: fig, details: { vae_decode_512_int8: q.r, vae_decode_512_fp32_same_phase: fp.r, vae_int8_convs: convs.size } };
 }
 
+/**
+ * The fastest CPU configuration (`--quantize int8-full --vae-quantize int8`) against fp32 on the same request: the
+ * benchmark's img2img 512² (4 denoising steps) end to end after a warm-up run, and the final image's fidelity.
+ */
+export async function phaseFastest(o: BenchOptions): Promise<PhaseResult> {
+  const req = request({ task: 'image-to-image', width: 512, height: 512, steps: 8, strength: 0.5, image: randomImage(512, 512, 13) });
+  const e2e = async (label: string, extra: Pick<Parameters<typeof openModel>[2], 'quantize' | 'vaeQuantize'>) => {
+    const [m, loadS] = await timed(`load (${label})`, () => openModel('bench', o.modelDir, { cacheDir: cacheDir(o), settings: sessionSettings(o), ...extra }));
+    await timed(`img2img 512² warm-up (${label})`, () => runPipeline(m.pipeline, req));
+    const [out, s] = await timed(`img2img 512² end-to-end (${label})`, () => runPipeline(m.pipeline, req));
+    await m.release();
+    return { out, s, loadS };
+  };
+  const fp = await e2e('fp32', {});
+  const fast = await e2e('--quantize int8-full --vae-quantize int8', { quantize: 'int8-full', vaeQuantize: 'int8' });
+  let levels = 0;
+  const a = fp.out.images[0].data;
+  const b = fast.out.images[0].data;
+  for (let i = 0; i < a.length; i++) levels += Math.abs(a[i] - b[i]);
+  const fig = {
+    fastest_img2img_512_4steps_s: fast.s,
+    img2img_512_4steps_fp32_same_phase_s: fp.s,
+    fastest_img2img_speedup: fp.s / fast.s,
+    fastest_image_snr_db: snrDb(fp.out.imagesFloat, fast.out.imagesFloat),
+    fastest_image_mean_abs_8bit_levels: levels / a.length,
+  };
+  return { figures: fig, details: { fastest_timings: fast.out.timings, fp32_timings: fp.out.timings, fastest_load_s: round(fast.loadS), fp32_load_s: round(fp.loadS) } };
+}
+
 /** A 1024² text-to-image run (2 steps) in fp32 as `atelier generate` runs it: one-shot, networks created and released in turn. */
 export async function phaseOneShot1024(o: BenchOptions): Promise<PhaseResult> {
   const [m, loadS] = await timed('one-shot open (text encoders only; UNet and VAE when first run)', () =>
@@ -351,6 +380,7 @@ export const PHASES = {
   int8_1024: phaseInt8At1024,
   int8_full: phaseInt8Full,
   vae_int8: phaseVaeInt8,
+  fastest: phaseFastest,
   oneshot_1024: phaseOneShot1024,
   tiny: phaseTiny,
 } as const;
