@@ -15,8 +15,8 @@ import { loadModel } from '../src/weights/load-model.ts';
 import type { WeightPrecision } from '../src/weights/types.ts';
 import { ensureQuantized, type UNetQuantization } from '../src/networks/quantize.ts';
 import { VaeDecoder } from '../src/networks/vae.ts';
-import { decoderCalibrationSpec, decoderInt8Convs } from '../src/networks/vae-calibrate.ts';
-import { calibrate, calibrationFile } from '../src/networks/int8-calibration.ts';
+import { decoderInt8Convs } from '../src/networks/vae-calibrate.ts';
+import { calibrationFile } from '../src/networks/int8-calibration.ts';
 import { snrDb, type ConvMode } from '../src/networks/int8-conv.ts';
 import { TorchGenerator } from '../src/sampling/rng.ts';
 import { sessionSettings, type BenchOptions } from './args.ts';
@@ -288,9 +288,11 @@ export async function phaseInt8At1024(o: BenchOptions): Promise<PhaseResult> {
  */
 export async function phaseVaeInt8(o: BenchOptions): Promise<PhaseResult> {
   const model = await loadModel(o.modelDir, { cacheDir: cacheDir(o) });
-  const settings = { ...sessionSettings(o), optimization: sessionSettings(o).optimization ?? ('all' as const) };
-  const [cal, calS] = await timed('int8 VAE decoder calibration (once per checkpoint)', () => calibrate(decoderCalibrationSpec(model), settings));
-  const convs = await decoderInt8Convs(model, { cacheDir: cacheDir(o), settings });
+  const base = sessionSettings(o);
+  const settings = { ...base, optimization: base.optimization ?? ('all' as const) };
+  fs.rmSync(calibrationFile(cacheDir(o), model.fingerprint, 'vae_decoder'), { force: true });
+  const [convs, calS] = await timed('int8 VAE decoder calibration (once per checkpoint)', () => decoderInt8Convs(model, { cacheDir: cacheDir(o), settings }));
+  const cal = convs.calibration;
   const z = new TorchGenerator(12).randn(4 * 64 * 64).map((v) => v / model.config.vae.scalingFactor);
   const decode = async (label: string, mode: ConvMode) => {
     const dec = await VaeDecoder.create(model, settings, mode);

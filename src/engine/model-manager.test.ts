@@ -6,24 +6,34 @@ import path from 'node:path';
 import { oracleDir } from '../paths.ts';
 import { runPipeline } from '../pipeline/generate.ts';
 import { requestFromTrace } from '../pipeline/trace-request.ts';
-import { openModel } from './model-manager.ts';
+import { openModel, type OpenOptions } from './model-manager.ts';
+import type { GenerateRequest } from './types.ts';
 import { textEmbedDim, type UNetInputs } from '../networks/unet.ts';
 import type { UNetConfig } from '../weights/types.ts';
+
+/** Open the model with `opts`, run `request` once, release: the float image. */
+async function imageWith(src: string, cacheDir: string, request: GenerateRequest, opts: Partial<OpenOptions> = {}): Promise<Float32Array> {
+  const m = await openModel('tiny', src, { cacheDir, settings: { threads: 2 }, ...opts });
+  try {
+    return (await runPipeline(m.pipeline, request)).imagesFloat;
+  } finally {
+    await m.release();
+  }
+}
+
+function meanAbsDiff(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
+  return sum / a.length;
+}
 
 test('quantised UNet option: the cache is written once, images stay close to fp32', async () => {
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-quant-'));
   const src = path.join(oracleDir(), 'tiny-sdxl');
   const { request } = await requestFromTrace(oracleDir(), 'txt2img_trace');
-  const fp32 = await openModel('tiny', src, { cacheDir, settings: { threads: 2 } });
-  const ref = await runPipeline(fp32.pipeline, request);
-  await fp32.release();
+  const ref = await imageWith(src, cacheDir, request);
   for (const scheme of ['int8', 'int8-block', 'int8-full'] as const) {
-    const q = await openModel('tiny', src, { cacheDir, settings: { threads: 2 }, quantize: scheme });
-    const out = await runPipeline(q.pipeline, request);
-    await q.release();
-    let sum = 0;
-    for (let i = 0; i < ref.imagesFloat.length; i++) sum += Math.abs(ref.imagesFloat[i] - out.imagesFloat[i]);
-    const mean = sum / ref.imagesFloat.length;
+    const mean = meanAbsDiff(ref, await imageWith(src, cacheDir, request, { quantize: scheme }));
     assert.ok(mean > 0, `${scheme}: the quantised path must actually run`);
     assert.ok(mean < 0.05, `${scheme}: mean abs difference to fp32 ${mean}`);
   }
@@ -41,16 +51,9 @@ test('int8 VAE decoder option: calibrated once into the cache, images stay close
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-vaeq-'));
   const src = path.join(oracleDir(), 'tiny-sdxl');
   const { request } = await requestFromTrace(oracleDir(), 'img2img_trace');
-  const fp32 = await openModel('tiny', src, { cacheDir, settings: { threads: 2 } });
-  const ref = await runPipeline(fp32.pipeline, request);
-  await fp32.release();
+  const ref = await imageWith(src, cacheDir, request);
   for (let round = 0; round < 2; round++) {
-    const q = await openModel('tiny', src, { cacheDir, settings: { threads: 2 }, vaeQuantize: 'int8' });
-    const out = await runPipeline(q.pipeline, request);
-    await q.release();
-    let sum = 0;
-    for (let i = 0; i < ref.imagesFloat.length; i++) sum += Math.abs(ref.imagesFloat[i] - out.imagesFloat[i]);
-    const mean = sum / ref.imagesFloat.length;
+    const mean = meanAbsDiff(ref, await imageWith(src, cacheDir, request, { vaeQuantize: 'int8' }));
     assert.ok(mean > 0, 'the int8 decoder must actually run');
     assert.ok(mean < 0.03, `mean abs difference to fp32 ${mean}`);
   }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { AtelierError } from '../errors.ts';
 import type { TensorIn } from '../onnx/session.ts';
 import type { TensorRef } from '../weights/types.ts';
-import { int8Convs, mergeStats, MARGIN, snrDb, statNames, type ConvMode, type ConvRange, type Int8Convs } from './int8-conv.ts';
+import { int8Convs, mergeStats, MARGIN, snrDb, statNames, type ConvMode, type ConvRange, type Int8Conv, type Int8Convs } from './int8-conv.ts';
 import { NetworkSession, type BuiltNetwork, type SessionSettings } from './runtime.ts';
 
 /** Bump when a calibration procedure or the stored layout changes. */
@@ -114,8 +114,8 @@ function concat(parts: readonly Float32Array[]): Float32Array {
   return out;
 }
 
-/** Calibrate now: ranges from the statistics runs, then the int8 network's SNR over the same runs. */
-export async function calibrate(spec: CalibrationSpec, settings: SessionSettings = {}): Promise<Calibration> {
+/** Calibrate now: ranges from the statistics runs, then the int8 network's SNR over the same runs (and its convolutions). */
+async function calibrate(spec: CalibrationSpec, settings: SessionSettings = {}): Promise<{ calibration: Calibration; convs: Map<string, Int8Conv> }> {
   const feeds = await spec.feeds();
   const stats = await runAll(spec.build({ calibrate: new Set(spec.modules) }), settings, feeds);
   const runs = stats.map((out) => {
@@ -128,10 +128,11 @@ export async function calibrate(spec: CalibrationSpec, settings: SessionSettings
     return run;
   });
   const ranges = mergeStats(runs);
-  const int8 = await runAll(spec.build({ int8: await int8Convs(spec.weights, ranges) }), settings, feeds);
+  const convs = await int8Convs(spec.weights, ranges);
+  const int8 = await runAll(spec.build({ int8: convs }), settings, feeds);
   const output = (outs: typeof stats) => concat(outs.map((o) => o[spec.output].data as Float32Array));
   const snr = snrDb(output(stats), output(int8));
-  return { ranges, snrDb: Math.min(snr, 999) };
+  return { calibration: { ranges, snrDb: Math.min(snr, 999) }, convs };
 }
 
 export interface CalibratedOptions {
@@ -145,12 +146,10 @@ export interface CalibratedOptions {
 /** The int8 convolutions of `spec`: calibration from the cache (or calibrated now and cached), weights quantised. */
 export async function calibratedInt8Convs(spec: CalibrationSpec, opts: CalibratedOptions): Promise<Int8Convs & { calibration: Calibration; calibrated: boolean }> {
   const file = calibrationFile(opts.cacheDir, opts.fingerprint, spec.network);
-  let calibration = await readCalibration(file, opts.fingerprint, spec.modules);
-  const calibrated = !calibration;
-  if (!calibration) {
-    calibration = await calibrate(spec, opts.settings);
-    await writeCalibration(file, opts.fingerprint, calibration);
-  }
+  const cached = await readCalibration(file, opts.fingerprint, spec.modules);
+  const fresh = cached ? undefined : await calibrate(spec, opts.settings);
+  if (fresh) await writeCalibration(file, opts.fingerprint, fresh.calibration);
+  const calibration = cached ?? fresh!.calibration;
   const min = opts.minSnrDb ?? MIN_SNR_DB;
   if (!(calibration.snrDb >= min)) {
     throw new AtelierError(
@@ -159,5 +158,6 @@ export async function calibratedInt8Convs(spec: CalibrationSpec, opts: Calibrate
       { field: spec.field },
     );
   }
-  return Object.assign(await int8Convs(spec.weights, calibration.ranges), { calibration, calibrated });
+  const convs = fresh?.convs ?? (await int8Convs(spec.weights, calibration.ranges)); // quantised once either way
+  return Object.assign(convs, { calibration, calibrated: !cached });
 }

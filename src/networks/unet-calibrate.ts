@@ -28,7 +28,7 @@ const TIMESTEPS = [999, 500, 50];
 const PROMPT = 'a photograph of a lighthouse on a rocky coast at sunset, detailed, sharp focus';
 
 /** How the UNet is calibrated; `encoders` give the calibration prompt's embeddings. */
-export function unetCalibrationSpec(model: Pick<SdxlModel, 'weights' | 'config'>, encoders: EncoderSet, opts: { lora?: boolean } = {}): CalibrationSpec {
+function unetCalibrationSpec(model: Pick<SdxlModel, 'weights' | 'config'>, encoders: EncoderSet, opts: { lora?: boolean } = {}): CalibrationSpec {
   const c = model.config.unet;
   return {
     network: 'unet',

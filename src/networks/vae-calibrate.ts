@@ -53,7 +53,7 @@ export function decoderCalibrationBatch(latentChannels: number, scalingFactor: n
 }
 
 /** How the decoder is calibrated (src/networks/int8-calibration.ts). */
-export function decoderCalibrationSpec(model: VaeSource): CalibrationSpec {
+function decoderCalibrationSpec(model: VaeSource): CalibrationSpec {
   return {
     network: 'vae_decoder',
     setting: '--vae-quantize / ATELIER_VAE_QUANTIZE',
