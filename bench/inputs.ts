@@ -1,5 +1,5 @@
 /** Deterministic inputs and requests for the benchmark (random data; only shapes matter for timing). */
-import type { GenerateRequest, RgbImage } from '../src/engine/types.ts';
+import type { GenerateRequest, RgbImage } from '../src/contract/types.ts';
 import { textEmbedDim, type UNetInputs } from '../src/networks/unet.ts';
 import type { UNetConfig } from '../src/weights/types.ts';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openModel, type LoadedModel } from '../engine/model-manager.ts';
-import type { GenerateRequest } from '../engine/types.ts';
+import type { GenerateRequest } from '../contract/types.ts';
 import { Session } from '../onnx/session.ts';
 import { runPipeline } from '../pipeline/generate.ts';
 import { requestFromTrace } from '../pipeline/trace-request.ts';

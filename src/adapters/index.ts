@@ -3,8 +3,8 @@
  * built once per loaded model. Nothing here touches the sessions: switching adapters costs only feeds.
  */
 import fs from 'node:fs/promises';
-import { AtelierError } from '../errors.ts';
-import type { GenerateRequest } from '../engine/types.ts';
+import { AtelierError } from '../contract/errors.ts';
+import type { GenerateRequest } from '../contract/types.ts';
 import type { AdapterFeeds } from '../pipeline/generate.ts';
 import type { LoadedModel } from '../engine/model-manager.ts';
 import { invertTable, mapByLongestPrefix } from '../weights/layouts/key-map.ts';

@@ -6,7 +6,7 @@
  * The key map is built forward from the model's own module names (ComfyUI `comfy/lora.py` does the same);
  * adapter modules that match nothing are reported.
  */
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import type { LoraSlot } from '../networks/blocks.ts';
 import { readSafetensorsHeader, readTensorF32, tensorRefOf } from '../weights/safetensors.ts';
 import { candidateKeys, splitLoraKey, splitUnsupportedKey, type LoraTarget } from './lora-format.ts';

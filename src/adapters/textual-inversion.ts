@@ -4,7 +4,7 @@
  * `tokens` name the vectors in order (default `<s0>`, `<s1>`); a single token for an n-vector embedding expands to
  * n consecutive tokens, as AUTOMATIC1111 does.
  */
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { readSafetensorsHeader, readTensorF32, tensorRefOf } from '../weights/safetensors.ts';
 
 export interface ParsedEmbedding {

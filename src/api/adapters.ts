@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { CATEGORY_FOLDERS } from '../weights/discover.ts';
 
 export interface AdapterDirs {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import type { Engine } from '../engine/types.ts';
+import type { Engine } from '../contract/types.ts';
 import { RateLimiter } from './auth.ts';
 import { parseRateLimit } from './config.ts';
 import { buildServer } from './server.ts';

@@ -3,7 +3,7 @@
  * Keys are compared by SHA-256 digest in constant time and never logged; logs name a key by a short fingerprint.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import type { RateLimit } from './config.ts';
 
 export class RateLimited extends AtelierError {

@@ -6,7 +6,7 @@ import { WEIGHT_PRECISIONS, type WeightPrecision } from '../weights/types.ts';
 import { VAE_QUANT_SCHEMES, type VaeQuantScheme } from '../networks/int8-conv.ts';
 import { UNET_QUANTIZATIONS, type UNetQuantization } from '../networks/quantize.ts';
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 
 export interface RateLimit {
   /** tokens added per second */

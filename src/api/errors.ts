@@ -4,7 +4,7 @@
  * Client mistakes never surface as 500; fastify's own errors (bad JSON, body too large, …) are mapped too.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AtelierError, ERROR_CATALOG, isAtelierError, type ErrorCode } from '../errors.ts';
+import { AtelierError, ERROR_CATALOG, isAtelierError, type ErrorCode } from '../contract/errors.ts';
 import { fieldPath, type Issue } from './validator.ts';
 
 export interface ErrorBody {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ApiError, fal } from '@fal-ai/client';
 import type { FastifyInstance } from 'fastify';
-import type { Engine } from '../engine/types.ts';
+import type { Engine } from '../contract/types.ts';
 import { buildServer } from './server.ts';
 import { createTestEngine, listen, pngDataUri, tempDir, testConfig, waitFor } from './test-support.ts';
 

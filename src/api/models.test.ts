@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import type { Engine, GenerateRequest } from '../engine/types.ts';
+import type { Engine, GenerateRequest } from '../contract/types.ts';
 import { buildServer } from './server.ts';
 import { createTestEngine, listen, tempDir, testConfig, waitFor } from './test-support.ts';
 

@@ -5,8 +5,8 @@
  * (PNG, already resized), so a restart never fetches it again.
  */
 import { randomBytes } from 'node:crypto';
-import type { Engine } from '../engine/types.ts';
-import { AtelierError } from '../errors.ts';
+import type { Engine } from '../contract/types.ts';
+import { AtelierError } from '../contract/errors.ts';
 import type { AllowList } from '../images/address-guard.ts';
 import { decodeImage, encodeImage } from '../images/codec.ts';
 import { fetchBytes } from '../images/fetch.ts';

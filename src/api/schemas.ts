@@ -2,31 +2,11 @@
  * The one schema table per endpoint (ranges and defaults as /work/shared/API.md lists them).
  * Validation (validator.ts), unknown-field rejection, /openapi.json and /docs are all generated from these tables.
  */
-import type { SamplerName, TimestepSpacing } from '../engine/types.ts';
+import type { SamplerName, TimestepSpacing } from '../contract/types.ts';
 import type { FieldSpec, FieldType } from './validator.ts';
 
-export const IMAGE_SIZE_PRESETS = {
-  square_hd: { width: 1024, height: 1024 },
-  square: { width: 512, height: 512 },
-  portrait_4_3: { width: 768, height: 1024 },
-  portrait_16_9: { width: 576, height: 1024 },
-  landscape_4_3: { width: 1024, height: 768 },
-  landscape_16_9: { width: 1024, height: 576 },
-} as const;
-export type ImageSizePreset = keyof typeof IMAGE_SIZE_PRESETS;
-
-export const SAMPLERS: readonly SamplerName[] = [
-  'euler',
-  'euler_ancestral',
-  'heun',
-  'dpmpp_2m',
-  'dpmpp_2m_karras',
-  'dpmpp_sde_karras',
-  'ddim',
-  'lcm',
-];
-export const TIMESTEP_SPACINGS: readonly TimestepSpacing[] = ['leading', 'linspace', 'trailing'];
-export const MAX_SEED = Number.MAX_SAFE_INTEGER; // 2^53-1
+export { IMAGE_SIZE_PRESETS, MAX_SEED, SAMPLERS, TIMESTEP_SPACINGS, type ImageSizePreset } from '../contract/tables.ts';
+import { IMAGE_SIZE_PRESETS, MAX_SEED, SAMPLERS, TIMESTEP_SPACINGS, type ImageSizePreset } from '../contract/tables.ts';
 export const MAX_LORAS = 16;
 export const MAX_EMBEDDINGS = 16;
 

@@ -3,7 +3,7 @@ import http from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import type { Engine } from '../engine/types.ts';
+import type { Engine } from '../contract/types.ts';
 import { buildServer } from './server.ts';
 import { createTestEngine, listen, pngDataUri, tempDir, testConfig, waitFor } from './test-support.ts';
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { Engine } from '../engine/types.ts';
+import type { Engine } from '../contract/types.ts';
 import { SqliteQueue } from '../jobs/sqlite-queue.ts';
 import { buildServer } from './server.ts';
 import { createTestEngine, listen, tempDir, testConfig, waitFor } from './test-support.ts';

@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
 import { oracleDir } from '../paths.ts';
 import { createEngine } from '../engine/engine.ts';
-import type { Engine } from '../engine/types.ts';
+import type { Engine } from '../contract/types.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 
 export interface TestEngineOptions {

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import type { Engine } from '../engine/types.ts';
+import type { Engine } from '../contract/types.ts';
 import { buildServer } from './server.ts';
 import { createTestEngine, listen, tempDir, testConfig, waitFor } from './test-support.ts';
 import { signWebhook, verifyWebhook } from './webhooks.ts';

@@ -16,7 +16,7 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { classifyAddress, isAllowed, type AllowList } from '../images/address-guard.ts';
 import type { Job, JobQueue } from '../jobs/queue.ts';
 import { TERMINAL_STATES } from '../jobs/queue.ts';

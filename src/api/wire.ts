@@ -2,7 +2,7 @@
  * Wire shapes of the queue protocol: status objects (polled and streamed), result answers, webhook bodies.
  */
 import type { FastifyRequest } from 'fastify';
-import { AtelierError, ERROR_CATALOG, type ErrorCode } from '../errors.ts';
+import { AtelierError, ERROR_CATALOG, type ErrorCode } from '../contract/errors.ts';
 import type { Job, JobLog, JobQueue } from '../jobs/queue.ts';
 import { errorBody, type ErrorBody } from './errors.ts';
 

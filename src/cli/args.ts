@@ -1,5 +1,5 @@
 /** A small flag parser: `--name value`, `--name=value`, boolean `--flag`, repeatable flags collected in arrays. */
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 
 export interface FlagSpec {
   [name: string]: { type: 'string' | 'number' | 'boolean'; repeat?: boolean; help: string };

@@ -5,17 +5,16 @@ import { UNET_QUANTIZATIONS, type UNetQuantization } from '../networks/quantize.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { createEngine } from '../engine/engine.ts';
-import type { GenerateRequest, SamplerName, TimestepSpacing } from '../engine/types.ts';
+import type { GenerateRequest, SamplerName, TimestepSpacing } from '../contract/types.ts';
 import { decodeImage, encodeImage } from '../images/codec.ts';
 import { resizeRgb, snapToMultiple } from '../images/sizes.ts';
 import { ensureDefaultTestModel } from './make-test-model.ts';
 import { helpText, parseFlags, type FlagSpec } from './args.ts';
 import { progressBar } from './progress.ts';
 
-export const SAMPLERS: readonly SamplerName[] = ['euler', 'euler_ancestral', 'heun', 'dpmpp_2m', 'dpmpp_2m_karras', 'dpmpp_sde_karras', 'ddim', 'lcm'];
-export const SPACINGS: readonly TimestepSpacing[] = ['leading', 'linspace', 'trailing'];
+import { SAMPLERS, TIMESTEP_SPACINGS as SPACINGS } from '../contract/tables.ts';
 
 const SPEC: FlagSpec = {
   prompt: { type: 'string', help: 'what the image should show (required)' },

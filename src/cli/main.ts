@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** `atelier <command>`: serve, generate, models, make-test-model, parity, bench. */
-import { isAtelierError } from '../errors.ts';
+import { isAtelierError } from '../contract/errors.ts';
 
 const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
   serve: { help: 'start the HTTP server (queue API, sync API, outputs)', run: async (a) => (await import('./serve.ts')).serveCommand(a) },

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { loadModel } from '../weights/load-model.ts';
 import { ensureDefaultTestModel, makeTestModelCommand } from './make-test-model.ts';
 

@@ -4,7 +4,7 @@
  */
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { makeTestModel } from '../weights/test-model.ts';
 import { helpText, parseFlags, type FlagSpec } from './args.ts';
 

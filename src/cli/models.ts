@@ -1,6 +1,6 @@
 /** `atelier models --dir <models folder>`: what the server would find there (A1111, ComfyUI or flat layout). */
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { discoverModels } from '../weights/discover.ts';
 import { helpText, parseFlags, type FlagSpec } from './args.ts';
 

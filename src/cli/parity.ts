@@ -6,7 +6,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs/promises';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { loadModel } from '../weights/load-model.ts';
 import { TraceFile } from '../weights/trace.ts';
 import { parseFlags, helpText, type FlagSpec } from './args.ts';

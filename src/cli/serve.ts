@@ -14,8 +14,8 @@ import type { DiscoveredAdapters } from '../api/adapters.ts';
 import { buildServer } from '../api/server.ts';
 import { discoverModels } from '../weights/discover.ts';
 import { ensureDefaultTestModel } from './make-test-model.ts';
-import type { Engine } from '../engine/types.ts';
-import { AtelierError } from '../errors.ts';
+import type { Engine } from '../contract/types.ts';
+import { AtelierError } from '../contract/errors.ts';
 
 export interface EngineFactoryOptions {
   models: { name: string; path: string; isTestModel?: boolean }[];

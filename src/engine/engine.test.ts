@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { oracleDir } from '../paths.ts';
 import { createEngine } from './engine.ts';
-import type { Engine, GenerateRequest, ProgressEvent } from './types.ts';
+import type { Engine, GenerateRequest, ProgressEvent } from '../contract/types.ts';
 
 let engine: Engine;
 

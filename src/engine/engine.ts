@@ -4,9 +4,9 @@
  * shared flag that the pipeline checks between steps.
  */
 import { Worker } from 'node:worker_threads';
-import { AtelierError, type ErrorCode, ERROR_CATALOG } from '../errors.ts';
+import { AtelierError, type ErrorCode, ERROR_CATALOG } from '../contract/errors.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
-import type { Engine, GenerateOptions, GenerateRequest, GenerateResult, ModelInfo } from './types.ts';
+import type { Engine, GenerateOptions, GenerateRequest, GenerateResult, ModelInfo } from '../contract/types.ts';
 
 export interface EngineOptions {
   models: { name: string; path: string; isTestModel?: boolean }[];

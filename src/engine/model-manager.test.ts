@@ -7,7 +7,7 @@ import { oracleDir } from '../paths.ts';
 import { runPipeline } from '../pipeline/generate.ts';
 import { requestFromTrace } from '../pipeline/trace-request.ts';
 import { openModel, type OpenOptions } from './model-manager.ts';
-import type { GenerateRequest } from './types.ts';
+import type { GenerateRequest } from '../contract/types.ts';
 import { textEmbedDim, type UNetInputs } from '../networks/unet.ts';
 import type { UNetConfig } from '../weights/types.ts';
 

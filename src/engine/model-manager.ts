@@ -3,7 +3,7 @@
  * tokenizers), released least-recently-used first when more than `maxLoaded` are open.
  */
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { loadModel } from '../weights/load-model.ts';
 import { TextEncoder } from '../networks/clip-text.ts';
 import { UNet } from '../networks/unet.ts';

@@ -2,7 +2,7 @@
 import type { WeightPrecision } from '../weights/types.ts';
 import type { VaeQuantScheme } from '../networks/int8-conv.ts';
 import type { UNetQuantization } from '../networks/quantize.ts';
-import type { GenerateRequest, GenerateResult, ModelInfo, ProgressEvent } from './types.ts';
+import type { GenerateRequest, GenerateResult, ModelInfo, ProgressEvent } from '../contract/types.ts';
 
 export interface WorkerInit {
   models: { name: string; path: string; isTestModel?: boolean }[];

@@ -5,12 +5,12 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { AtelierError, isAtelierError } from '../errors.ts';
+import { AtelierError, isAtelierError } from '../contract/errors.ts';
 import { runPipeline } from '../pipeline/generate.ts';
 import { prepareAdapters } from '../adapters/index.ts';
 import { ModelManager } from './model-manager.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
-import type { GenerateRequest, GenerateResult, ModelInfo } from './types.ts';
+import type { GenerateRequest, GenerateResult, ModelInfo } from '../contract/types.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { classifyAddress, isAllowed, parseAllowList, type AddressClass } from './address-guard.ts';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 
 const CASES: Array<[string, AddressClass]> = [
   // IPv4

@@ -5,7 +5,7 @@
  * RFC 6052 (NAT64), RFC 4193 (unique-local), RFC 4291 (IPv6 addressing); cloud metadata endpoints per vendor docs.
  */
 import net from 'node:net';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 
 export type AddressClass =
   | 'public'

@@ -2,8 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
-import { AtelierError, type ErrorCode } from '../errors.ts';
-import type { RgbImage } from '../engine/types.ts';
+import { AtelierError, type ErrorCode } from '../contract/errors.ts';
+import type { RgbImage } from '../contract/types.ts';
 import { decodeImage, encodeImage, sniffImageType } from './codec.ts';
 
 const FIELD = 'image_url';

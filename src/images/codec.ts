@@ -6,8 +6,8 @@
  * AVIF/HEIF (ISO/IEC 14496-12 `ftyp` box, brands from ISO/IEC 23008-12 and the AV1 Image File Format spec).
  */
 import sharp, { type Metadata } from 'sharp';
-import { AtelierError } from '../errors.ts';
-import type { RgbImage } from '../engine/types.ts';
+import { AtelierError } from '../contract/errors.ts';
+import type { RgbImage } from '../contract/types.ts';
 
 export type ImageType = 'jpeg' | 'png' | 'webp' | 'gif' | 'avif' | 'heif';
 

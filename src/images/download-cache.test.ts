@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { parseAllowList } from './address-guard.ts';
 import { DownloadCache } from './download-cache.ts';
 import type { FetchOptions } from './fetch.ts';

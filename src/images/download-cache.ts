@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { fetchBytes, type FetchOptions } from './fetch.ts';
 
 const INDEX_FILE = 'index.json';

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AtelierError, type ErrorCode } from '../errors.ts';
+import { AtelierError, type ErrorCode } from '../contract/errors.ts';
 import { parseAllowList } from './address-guard.ts';
 import { fetchBytes, quoteUrl, type FetchOptions } from './fetch.ts';
 

@@ -15,7 +15,7 @@ import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { classifyAddress, isAllowed, type AllowList } from './address-guard.ts';
 
 export interface FetchOptions {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RgbImage } from '../engine/types.ts';
+import type { RgbImage } from '../contract/types.ts';
 import {
   IMAGE_SIZE_PRESETS,
   applyOutputPlan,

@@ -16,28 +16,14 @@
  * with extreme input aspect ratios the aspect is then only approximately kept).
  */
 import sharp from 'sharp';
-import { AtelierError } from '../errors.ts';
-import type { RgbImage } from '../engine/types.ts';
+import { AtelierError } from '../contract/errors.ts';
+import type { RgbImage } from '../contract/types.ts';
 import { assertRgb } from './codec.ts';
 
-export const IMAGE_SIZE_PRESETS = {
-  square_hd: { width: 1024, height: 1024 },
-  square: { width: 512, height: 512 },
-  portrait_4_3: { width: 768, height: 1024 },
-  portrait_16_9: { width: 576, height: 1024 },
-  landscape_4_3: { width: 1024, height: 768 },
-  landscape_16_9: { width: 1024, height: 576 },
-} as const satisfies Record<string, Size>;
+import { IMAGE_SIZE_PRESETS, MAX_SIDE, MIN_SIDE, type ImageSize, type Size } from '../contract/tables.ts';
 
-export type ImageSizePreset = keyof typeof IMAGE_SIZE_PRESETS;
-export interface Size {
-  width: number;
-  height: number;
-}
-export type ImageSize = ImageSizePreset | Size;
+export { IMAGE_SIZE_PRESETS, MAX_SIDE, MIN_SIDE, type ImageSize, type ImageSizePreset, type Size } from '../contract/tables.ts';
 
-export const MIN_SIDE = 64;
-export const MAX_SIDE = 14142;
 
 export interface CropRect {
   left: number;

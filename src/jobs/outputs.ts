@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { RgbImage } from '../engine/types.ts';
+import type { RgbImage } from '../contract/types.ts';
 import { encodeImage } from '../images/codec.ts';
 import { applyOutputPlan } from '../images/sizes.ts';
 import type { Job } from './queue.ts';

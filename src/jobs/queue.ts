@@ -3,7 +3,7 @@
  * (sqlite-queue.ts); a Redis/BullMQ one can implement the same interface without touching routes.
  * Every method is async so that a networked store fits.
  */
-import type { GenerateRequest, TimestepSpacing, SamplerName } from '../engine/types.ts';
+import type { GenerateRequest, TimestepSpacing, SamplerName } from '../contract/types.ts';
 
 export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
 export const TERMINAL_STATES: readonly JobState[] = ['completed', 'failed', 'cancelled'];

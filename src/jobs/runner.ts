@@ -4,8 +4,8 @@
  * stop() finishes the running job within a grace period, or stops it and puts it back in the queue.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import type { Engine, GenerateRequest } from '../engine/types.ts';
-import { AtelierError, isAtelierError } from '../errors.ts';
+import type { Engine, GenerateRequest } from '../contract/types.ts';
+import { AtelierError, isAtelierError } from '../contract/errors.ts';
 import { decodeImage } from '../images/codec.ts';
 import type { Metrics } from '../api/metrics.ts';
 import { deliverImages } from './outputs.ts';

@@ -3,7 +3,7 @@
  * names; every Linear and Conv can carry a low-rank (LoRA) branch whose factors are graph INPUTS, so adapters are
  * switched per request without rebuilding or reloading the session (empty rank-0 tensors when unused).
  */
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { GraphBuilder, MS_DOMAIN, type Value } from '../onnx/graph.ts';
 import type { TensorRef } from '../weights/types.ts';
 import { QuantizedWeights, quantizedMatMul, type QuantContext } from './quantize.ts';

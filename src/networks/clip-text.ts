@@ -7,7 +7,7 @@
  * Textual-inversion tokens: ids ≥ vocabSize index rows of the `extra_embeddings` input (id − vocabSize), so new
  * embeddings are switched per request without touching the token table.
  */
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { GraphBuilder, MS_DOMAIN, type Value } from '../onnx/graph.ts';
 import type { TensorIn } from '../onnx/session.ts';
 import type { ClipTextConfig, SdxlModel } from '../weights/types.ts';

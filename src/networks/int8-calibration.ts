@@ -7,7 +7,7 @@
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import type { TensorIn } from '../onnx/session.ts';
 import type { TensorRef } from '../weights/types.ts';
 import { int8Convs, mergeStats, MARGIN, snrDb, statNames, type ConvMode, type ConvRange, type Int8Conv, type Int8Convs } from './int8-conv.ts';

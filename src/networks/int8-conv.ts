@@ -13,15 +13,14 @@
  * input's scale. Convolutions that read the residual stream (up/downsampling, 1×1 shortcuts, conv_in/conv_out) stay
  * fp32.
  */
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import type { GraphBuilder, Value } from '../onnx/graph.ts';
 import { readTensorF32 } from '../weights/safetensors.ts';
 import type { TensorRef } from '../weights/types.ts';
 import { quantizeInt8PerRow } from './quantize.ts';
 
 /** `--vae-quantize` values */
-export type VaeQuantScheme = 'int8';
-export const VAE_QUANT_SCHEMES: readonly VaeQuantScheme[] = Object.freeze(['int8']);
+export { VAE_QUANTIZATIONS as VAE_QUANT_SCHEMES, type VaeQuantScheme } from '../contract/tables.ts';
 
 /** Calibrated output range of one convolution per unit of input range (R = max(x, 0) − min(x, 0)). */
 export interface ConvRange {

@@ -9,7 +9,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { MS_DOMAIN, type Value } from '../onnx/graph.ts';
 import { readSafetensorsHeader, readTensorCanonical, readTensorF32, tensorRefOf, writeSafetensors, type WriteEntry } from '../weights/safetensors.ts';
 import type { ComponentName, SdxlModel, TensorRef } from '../weights/types.ts';
@@ -138,15 +138,13 @@ export function quantizeInt8PerRow(w: Float32Array, rows: number, cols: number):
  * - `int8-block`: MatMulNBits bits 8, block 128 along K, accuracy_level 4 — activations quantised to int8 per row
  *   and block of 128 (robust to outlier channels, slower).
  */
-export type QuantScheme = 'int8' | 'int8-block';
-export const QUANT_SCHEMES: readonly QuantScheme[] = Object.freeze(['int8', 'int8-block']);
+export { LINEAR_QUANT_SCHEMES as QUANT_SCHEMES, type QuantScheme, UNET_QUANTIZATIONS, type UNetQuantization } from '../contract/tables.ts';
+import { LINEAR_QUANT_SCHEMES as QUANT_SCHEMES, type QuantScheme, type UNetQuantization } from '../contract/tables.ts';
 
 /**
  * The UNet quantisation a user picks (`--quantize`): a Linear scheme, or `int8-full` = `int8` Linear layers plus the
  * resnet convolutions as calibrated int8 QLinearConv (src/networks/int8-conv.ts; faster, a larger fidelity cost).
  */
-export type UNetQuantization = QuantScheme | 'int8-full';
-export const UNET_QUANTIZATIONS: readonly UNetQuantization[] = Object.freeze(['int8', 'int8-block', 'int8-full']);
 
 /** The Linear scheme of a quantisation choice, and whether its resnet convolutions are int8. */
 export function quantizationParts(q: UNetQuantization): { linear: QuantScheme; int8Convs: boolean } {

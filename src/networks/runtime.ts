@@ -3,7 +3,7 @@
  * and cached empty LoRA feeds.
  */
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import type { GraphBuilder } from '../onnx/graph.ts';
 import { Session, type SessionOptions, type TensorIn, type TensorOut } from '../onnx/session.ts';
 import type { TensorRef } from '../weights/types.ts';

@@ -3,7 +3,7 @@
  * runtime wrapper. Hyper-parameters come from `SdxlModel.config.unet`, so the tiny oracle model and full-size SDXL
  * share this code. Structure: diffusers models/unets/unet_2d_condition.py (forward) and unet_2d_blocks.py.
  */
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { GraphBuilder, type Value } from '../onnx/graph.ts';
 import type { TensorIn } from '../onnx/session.ts';
 import type { SdxlModel, UNetConfig } from '../weights/types.ts';

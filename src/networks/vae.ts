@@ -6,7 +6,7 @@
  * Downsample2D, Upsample2D). Hyper-parameters come from `VaeConfig`, so the tiny oracle VAE and the full-size
  * SDXL VAE share every line. No LoRA branches (adapters never touch the VAE).
  */
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { GraphBuilder, type Value } from '../onnx/graph.ts';
 import type { TensorRef, VaeConfig } from '../weights/types.ts';
 import { attention, conv2d, groupNorm, has, linear, newContext, ref, silu, upsample2x, weight, type NetContext } from './blocks.ts';

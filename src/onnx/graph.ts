@@ -4,7 +4,7 @@
  * 16-bit weights stay 16-bit in memory: see `weight`.
  */
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { AttrType, DataType, Msg, valueInfoProto, type Dim, type ElemType } from './proto.ts';
 import type { TensorRef } from '../weights/types.ts';
 

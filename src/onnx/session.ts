@@ -3,17 +3,12 @@
  * external data inside one folder, and are released explicitly.
  */
 import ort from 'onnxruntime-node';
-import { AtelierError } from '../errors.ts';
+import { DEVICE_PROVIDERS, type Device } from '../contract/tables.ts';
+import { AtelierError } from '../contract/errors.ts';
 
-export type Provider = 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
-
-/** Device name → onnxruntime execution providers, in preference order (frozen data). */
-export const PROVIDERS: Readonly<Record<Provider, readonly string[]>> = Object.freeze({
-  cpu: ['cpu'],
-  cuda: ['cuda', 'cpu'],
-  tensorrt: ['tensorrt', 'cuda', 'cpu'],
-  webgpu: ['webgpu', 'cpu'],
-});
+export type Provider = Device;
+/** Device name → onnxruntime execution providers, in preference order (the contract's frozen table). */
+export const PROVIDERS = DEVICE_PROVIDERS;
 
 export interface SessionOptions {
   /** folder that external weight `location`s are relative to */

@@ -2,8 +2,8 @@
  * Text-to-image and image-to-image with SDXL semantics, step by step as diffusers'
  * StableDiffusionXLPipeline / StableDiffusionXLImg2ImgPipeline (v0.29) do them, including the order of random draws.
  */
-import { AtelierError } from '../errors.ts';
-import type { GenerateRequest, RgbImage } from '../engine/types.ts';
+import { AtelierError } from '../contract/errors.ts';
+import type { GenerateRequest, RgbImage } from '../contract/types.ts';
 import type { UNetInputs } from '../networks/unet.ts';
 import { TorchGenerator } from '../sampling/rng.ts';
 import { makePlan, addNoise, initialLatents, sample } from '../sampling/index.ts';

@@ -1,5 +1,5 @@
 /** Conversions between 8-bit RGB images and the float tensors the networks take. */
-import type { RgbImage } from '../engine/types.ts';
+import type { RgbImage } from '../contract/types.ts';
 
 /** HWC uint8 → [1, 3, H, W] float in [-1, 1] (2·(p/255) − 1, as diffusers' VaeImageProcessor) */
 export function imageToTensor(img: RgbImage): Float32Array {

@@ -1,7 +1,7 @@
 /** Builds a GenerateRequest from an oracle trace's json (tests and the parity tooling). */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { GenerateRequest, SamplerName, TimestepSpacing } from '../engine/types.ts';
+import type { GenerateRequest, SamplerName, TimestepSpacing } from '../contract/types.ts';
 import { decodeImage } from '../images/codec.ts';
 
 export interface TraceParams {

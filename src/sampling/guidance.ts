@@ -2,7 +2,7 @@
  * Classifier-free guidance (Ho & Salimans 2022, arXiv:2207.12598) and guidance rescale (Lin et al. 2023,
  * arXiv:2305.08891 §3.4), as diffusers' SDXL pipeline computes them in float32.
  */
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 
 const fr = Math.fround;
 

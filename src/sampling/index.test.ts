@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { SamplerName } from '../engine/types.ts';
+import type { SamplerName } from '../contract/types.ts';
 import { SAMPLERS, TorchGenerator, initialLatents, makePlan, sample, type Denoiser } from './index.ts';
 
 /** ideal denoiser for x0 ≡ 0.3 (ε = x/σ at the σ-space scale; same form for VP inputs via the given σ) */

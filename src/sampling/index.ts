@@ -2,7 +2,7 @@
  * Sampling: seeded PyTorch-compatible noise, schedules, samplers. A sampler is a pure async function of
  * (plan, latents, denoiser, { rng, onStep, signal }); `sample` picks it from the plan.
  */
-import type { SamplerName } from '../engine/types.ts';
+import type { SamplerName } from '../contract/types.ts';
 import type { SamplePlan } from './plan.ts';
 import type { Denoiser, SampleOptions } from './samplers/common.ts';
 import { sampleDdim } from './samplers/ddim.ts';

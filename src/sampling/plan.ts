@@ -3,8 +3,9 @@
  * (no scheduler object, no hidden step index). Mirrors what diffusers 0.29.2's scheduler holds after
  * `set_timesteps(N)` + the img2img pipeline's `get_timesteps(N, strength)` / `set_begin_index`.
  */
-import type { SamplerName, TimestepSpacing } from '../engine/types.ts';
-import { AtelierError } from '../errors.ts';
+import type { SamplerName, TimestepSpacing } from '../contract/types.ts';
+import { AtelierError } from '../contract/errors.ts';
+import { TIMESTEP_SPACINGS } from '../contract/tables.ts';
 import {
   alphasCumprod as cumprod,
   betasScaledLinear,
@@ -77,12 +78,11 @@ export interface SamplePlan {
   readonly midTimesteps?: readonly number[];
 }
 
-const SPACINGS: readonly TimestepSpacing[] = ['leading', 'linspace', 'trailing'];
 const SIGMA_SAMPLERS: ReadonlySet<SamplerName> = new Set(['euler', 'euler_ancestral', 'heun', 'dpmpp_sde_karras']);
 
 export function makePlan(req: PlanRequest): SamplePlan {
   const { sampler, steps, spacing = 'leading', strength = 1, schedule = SDXL_SCHEDULE } = req;
-  if (!SPACINGS.includes(spacing)) {
+  if (!TIMESTEP_SPACINGS.includes(spacing)) {
     throw new AtelierError('INVALID_INPUT', `unknown timestep spacing ${JSON.stringify(spacing)}`, {
       field: 'timestep_spacing',
     });

@@ -5,7 +5,7 @@
  * low 32 bits of the seed), `core/DistributionsHelper.h` + `core/TransformationHelper.h` (uniform / Box–Muller with a
  * cached second sample), `native/cpu/DistributionTemplates.h` (`normal_fill_AVX2` for float tensors of ≥ 16 elements).
  */
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { logLane, sinCosLane } from './f32-math.ts';
 
 /** What the samplers and pipelines need from a random source: standard-normal float32 draws of a given size. */

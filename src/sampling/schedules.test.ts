@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { SamplerName, TimestepSpacing } from '../engine/types.ts';
+import type { SamplerName, TimestepSpacing } from '../contract/types.ts';
 import { makePlan } from './plan.ts';
 import {
   alphasCumprod,

@@ -5,7 +5,7 @@
  * `scheduling_ddim.py`, `scheduling_lcm.py`, `scheduling_dpmsolver_sde.py`; Karras et al. 2022 (arXiv:2206.00364) eq. 5;
  * "Common Diffusion Noise Schedules and Sample Steps are Flawed" (arXiv:2305.08891) table 2 for the spacings.
  */
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { fma32 } from './f32-math.ts';
 
 const fr = Math.fround;

@@ -3,7 +3,7 @@
  * and timestep it receives against the trace and returns the recorded guided prediction; every intermediate
  * latent is compared. The generator is seeded and advanced exactly as the pipeline would.
  */
-import type { SamplerName, TimestepSpacing } from '../engine/types.ts';
+import type { SamplerName, TimestepSpacing } from '../contract/types.ts';
 import { sample } from './index.ts';
 import { addNoise, initialLatents, makePlan, type SamplePlan } from './plan.ts';
 import { TorchGenerator } from './rng.ts';

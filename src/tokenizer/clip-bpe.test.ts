@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { oracleDir } from '../paths.ts';
 import { ClipTokenizer } from './clip-bpe.ts';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 
 const ORACLE = oracleDir();
 const TOKENIZER_DIRS = { tokenizer: 'tokenizer', tokenizer_2: 'tokenizer_2' } as const;

@@ -13,7 +13,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { splitOnTokens } from './added-tokens.ts';
 import { BytePairEncoder, bytesToSymbols, END_OF_WORD, parseMerges } from './bpe.ts';
 import { chunkIds, wrapRow } from './chunking.ts';

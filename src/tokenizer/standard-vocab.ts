@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { BytePairEncoder, byteUnicodePairs, END_OF_WORD, parseMerges } from './bpe.ts';
 
 export const STANDARD_VOCAB_SIZE = 49408;

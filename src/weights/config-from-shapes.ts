@@ -11,7 +11,7 @@
  * `addTimeEmbedDim` = (add_embedding input − pooled text dim) / 6 (six time ids), the pooled dim
  * being text encoder 2's projection size.
  */
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import type { ClipTextConfig, TensorRef, UNetConfig, VaeConfig } from './types.ts';
 
 type Weights = ReadonlyMap<string, TensorRef>;

@@ -4,7 +4,7 @@ import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { oracleDir } from '../paths.ts';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { detectSource } from './detect.ts';
 import { loadModel } from './load-model.ts';
 import { readSafetensorsHeader, readTensorRaw, tensorRefOf, writeSafetensors, type WriteEntry } from './safetensors.ts';

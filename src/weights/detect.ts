@@ -4,7 +4,7 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { SINGLE_FILE_PARTS, type SingleFileComponents } from './layouts/single-file.ts';
 import type { ComponentName, TensorRef } from './types.ts';
 

@@ -4,7 +4,7 @@
  * Reads only safetensors headers (and writes the conversion cache once when needed).
  */
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { clipConfigFromShapes, unetConfigFromShapes, vaeConfigFromShapes } from './config-from-shapes.ts';
 import { checkSingleFile, COMPONENT_LABELS, detectSource, missingTensors } from './detect.ts';
 import { conversionFor, ensureFp32Component, sourceFingerprint } from './fp32-cache.ts';

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { oracleDir } from '../paths.ts';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { readSafetensorsHeader, readTensorF32, readTensorRaw, tensorRefOf, writeSafetensors } from './safetensors.ts';
 
 async function tmp(): Promise<string> {

@@ -5,7 +5,7 @@
  */
 import { open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './fp16.ts';
 import type { DType, TensorRef } from './types.ts';
 

@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AtelierError } from '../errors.ts';
+import { AtelierError } from '../contract/errors.ts';
 import type { ModelConfigs } from './test-model-spec.ts';
 
 const DIFFUSERS_VERSION = '0.29.2';

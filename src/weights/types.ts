@@ -34,8 +34,7 @@ export interface TensorRef {
  * checkpoint (F16 or BF16) is used as stored, giving exactly the numbers of its float32 copy; a float32 checkpoint
  * is converted once to F16 (rounding: at most 2⁻¹¹ ≈ 4.9e-4 relative per weight in fp16's normal range).
  */
-export type WeightPrecision = 'fp32' | 'fp16';
-export const WEIGHT_PRECISIONS: readonly WeightPrecision[] = ['fp32', 'fp16'];
+export { WEIGHT_PRECISIONS, type WeightPrecision } from '../contract/tables.ts';
 
 export type ComponentName = 'unet' | 'vae' | 'textEncoder1' | 'textEncoder2';
 

@@ -6,7 +6,7 @@
  *   PUT  /queue/{owner}/{app}/requests/{id}/cancel
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AtelierError } from '../../errors.ts';
+import { AtelierError } from '../../contract/errors.ts';
 import type { Job, JobLog } from '../../jobs/queue.ts';
 import { TERMINAL_STATES } from '../../jobs/queue.ts';
 import { requestBase, resultAnswer, statusBody, toRequestLog } from '../wire.ts';

@@ -2,7 +2,7 @@
  * What every sampler shares: the denoiser contract, the options, and float32 helpers that follow diffusers'
  * order of operations on torch float32 tensors (each binary op rounded to float32).
  */
-import { AtelierError } from '../../errors.ts';
+import { AtelierError } from '../../contract/errors.ts';
 import type { NoiseSource } from '../rng.ts';
 
 const fr = Math.fround;

@@ -13,7 +13,7 @@
  * n2 = ρ·n1 + √(1 − ρ²)·randn (two latent-sized draws per non-final step, 2·(N − 1) in all). Same sampler, same
  * noise statistics, different samples than diffusers for a seed.
  */
-import { AtelierError } from '../../errors.ts';
+import { AtelierError } from '../../contract/errors.ts';
 import type { SamplePlan } from '../plan.ts';
 import { callDenoiser, eulerStep, predictX0, scaleForSigma, type Denoiser, type SampleOptions } from './common.ts';
 

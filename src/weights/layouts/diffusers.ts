@@ -7,7 +7,7 @@
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { AtelierError } from '../../errors.ts';
+import { AtelierError } from '../../contract/errors.ts';
 import { readSafetensorsHeader } from '../safetensors.ts';
 import type { ComponentName, TensorRef, TokenizerFiles } from '../types.ts';
 import { canonicalVaeShape, isIgnoredKey, mapByLongestPrefix, type PrefixTable } from './key-map.ts';

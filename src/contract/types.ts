@@ -4,17 +4,9 @@
  * the engine never sees HTTP and never validates user input again (it only asserts invariants).
  */
 
-export type SamplerName =
-  | 'euler'
-  | 'euler_ancestral'
-  | 'heun'
-  | 'dpmpp_2m'
-  | 'dpmpp_2m_karras'
-  | 'dpmpp_sde_karras'
-  | 'ddim'
-  | 'lcm';
+import type { SamplerName, TimestepSpacing } from './tables.ts';
 
-export type TimestepSpacing = 'leading' | 'linspace' | 'trailing';
+export type { SamplerName, TimestepSpacing } from './tables.ts';
 
 /** An RGB image, 8 bits per channel, rows top to bottom, no padding: data.length = width*height*3. */
 export interface RgbImage {
