@@ -1,23 +1,23 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { helpText, loadConfig, OPTIONS } from './config.ts';
-import { validateObject, type FieldSpec } from './validator.ts';
+import { validateObject, type FieldSpec } from '../contract/validate.ts';
 
 describe('configuration', () => {
   it('embedded defaults: port 8080 on 127.0.0.1, ./data, no keys, no limit', () => {
     const c = loadConfig([], {}, '/srv/app');
     assert.equal(c.port, 8080);
     assert.equal(c.host, '127.0.0.1');
-    assert.equal(c.dataDir, '/srv/app/data');
-    assert.deepEqual([c.models, c.apiKeys, c.allowNetworks, c.rateLimit], [[], [], [], undefined]);
+    assert.equal(c.engine.dataDir, '/srv/app/data');
+    assert.deepEqual([c.engine.models, c.apiKeys, c.allowNetworks, c.rateLimit], [[], [], [], undefined]);
     assert.equal(c.maxPixels, 4096 * 4096);
-    assert.equal(c.weights, 'fp32');
-    assert.equal(loadConfig([], { ATELIER_WEIGHTS: 'fp16' }).weights, 'fp16');
-    assert.equal(loadConfig(['--weights', 'fp32'], { ATELIER_WEIGHTS: 'fp16' }).weights, 'fp32');
-    assert.equal(c.vaeQuantize, undefined);
-    assert.equal(loadConfig([], { ATELIER_VAE_QUANTIZE: 'int8' }).vaeQuantize, 'int8');
-    assert.equal(loadConfig(['--vae-quantize', 'off'], { ATELIER_VAE_QUANTIZE: 'int8' }).vaeQuantize, undefined);
-    assert.equal(loadConfig(['--quantize', 'int8-full'], {}).quantize, 'int8-full');
+    assert.equal(c.engine.weights, 'fp32');
+    assert.equal(loadConfig([], { ATELIER_WEIGHTS: 'fp16' }).engine.weights, 'fp16');
+    assert.equal(loadConfig(['--weights', 'fp32'], { ATELIER_WEIGHTS: 'fp16' }).engine.weights, 'fp32');
+    assert.equal(c.engine.vaeQuantize, undefined);
+    assert.equal(loadConfig([], { ATELIER_VAE_QUANTIZE: 'int8' }).engine.vaeQuantize, 'int8');
+    assert.equal(loadConfig(['--vae-quantize', 'off'], { ATELIER_VAE_QUANTIZE: 'int8' }).engine.vaeQuantize, undefined);
+    assert.equal(loadConfig(['--quantize', 'int8-full'], {}).engine.quantize, 'int8-full');
   });
 
   it('environment variables, overridden by flags; repeatable flags and comma lists', () => {
@@ -25,15 +25,15 @@ describe('configuration', () => {
     const c = loadConfig(['--port=9100', '--model', '/m/c.safetensors', '--model', 'rel/d', '--rate-limit', '5/s'], env, '/w');
     assert.equal(c.port, 9100);
     assert.equal(c.host, '0.0.0.0');
-    assert.equal(c.dataDir, '/var/atelier');
-    assert.deepEqual(c.models, [
+    assert.equal(c.engine.dataDir, '/var/atelier');
+    assert.deepEqual(c.engine.models, [
       { name: 'c', path: '/m/c.safetensors' },
       { name: 'd', path: '/w/rel/d' },
     ]);
     assert.deepEqual(c.apiKeys, ['k1', 'k2']);
     assert.equal(c.rateLimit?.perSecond, 5);
     const fromEnv = loadConfig([], env, '/w');
-    assert.deepEqual(fromEnv.models.map((m) => m.name), ['a', 'b']);
+    assert.deepEqual(fromEnv.engine.models.map((m) => m.name), ['a', 'b']);
   });
 
   it('bad values name the flag, the variable, the value and what is allowed', () => {
@@ -42,13 +42,13 @@ describe('configuration', () => {
     assert.throws(() => loadConfig([], { ATELIER_PUBLIC_URL: 'example.com' }), /ATELIER_PUBLIC_URL: "example.com"/);
     assert.throws(() => loadConfig(['--model'], {}), /a value after the flag/);
     assert.throws(() => loadConfig(['--weights', 'fp8'], {}), /--weights \/ ATELIER_WEIGHTS: "fp8" is not valid; expected one of fp32, fp16/);
-    assert.throws(() => loadConfig(['--vae-quantize', 'int4'], {}), /--vae-quantize \/ ATELIER_VAE_QUANTIZE: "int4" is not valid; expected int8 or off/);
-    assert.throws(() => loadConfig(['--quantize', 'int4'], {}), /--quantize \/ ATELIER_QUANTIZE: "int4" is not valid; expected int8, int8-block, int8-full or off/);
+    assert.throws(() => loadConfig(['--vae-quantize', 'int4'], {}), /--vae-quantize \/ ATELIER_VAE_QUANTIZE: "int4" is not valid; expected one of int8, off/);
+    assert.throws(() => loadConfig(['--quantize', 'int4'], {}), /--quantize \/ ATELIER_QUANTIZE: "int4" is not valid; expected one of int8, int8-block, int8-full, off/);
   });
 
   it('--help lists every flag with its environment variable', () => {
     const text = helpText();
-    for (const o of OPTIONS) assert.ok(text.includes(`--${o.flag}`) && text.includes(o.env), o.flag);
+    for (const o of OPTIONS) assert.ok(text.includes(`--${o.flag}`) && text.includes(o.env ?? ''), o.flag);
   });
 });
 

@@ -5,23 +5,11 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AtelierError, ERROR_CATALOG, isAtelierError, type ErrorCode } from '../contract/errors.ts';
-import { fieldPath, type Issue } from './validator.ts';
+import { ValidationFailed, type Issue } from '../contract/validate.ts';
 
 export interface ErrorBody {
   error: { code: string; message: string; field?: string };
   detail?: Issue[];
-}
-
-/** A failed validation: the first issue is the headline, all issues go to `detail`. */
-export class ValidationFailed extends AtelierError {
-  readonly issues: Issue[];
-  constructor(issues: Issue[]) {
-    const first = issues[0]!;
-    const code: ErrorCode = first.type === 'extra_forbidden' ? 'UNKNOWN_FIELD' : 'INVALID_INPUT';
-    const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''}, see detail)` : '';
-    super(code, `${first.msg}${more}`, { field: fieldPath(first.loc) || undefined });
-    this.issues = issues;
-  }
 }
 
 /** The wire body for any error. */

@@ -52,7 +52,8 @@ before(async () => {
     },
   };
   const defaultModel = engine.listModels().at(-1)!.name;
-  app = buildServer(testConfig(path.join(tmp.dir, 'data'), { modelsDir, defaultModel }), { engine, logger: false, pollMs: 50 });
+  const config = testConfig(path.join(tmp.dir, 'data'), { modelsDir });
+  app = buildServer({ ...config, engine: { ...config.engine, defaultModel } }, { engine, logger: false, pollMs: 50 });
   base = await listen(app);
 });
 after(async () => {

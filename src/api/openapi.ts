@@ -1,53 +1,10 @@
 /**
- * The OpenAPI 3.1 document and the /docs page, both generated from the schema tables in schemas.ts.
+ * The OpenAPI 3.1 document and the /docs page, both generated from the request field table (contract/fields.ts).
  */
 import { ENDPOINTS, ROUTE_IDS } from './endpoints.ts';
 import { inputFields, OUTPUT_SCHEMA } from './schemas.ts';
-import type { FieldSpec, FieldType } from './validator.ts';
-
-export function jsonSchemaOf(t: FieldType): Record<string, unknown> {
-  switch (t.kind) {
-    case 'string':
-      return {
-        type: 'string',
-        ...(t.enum ? { enum: [...t.enum] } : {}),
-        ...(t.minLength !== undefined ? { minLength: t.minLength } : {}),
-        ...(t.maxLength !== undefined ? { maxLength: t.maxLength } : {}),
-        ...(t.format ? { format: t.format } : {}),
-      };
-    case 'integer':
-    case 'number':
-      return { type: t.kind, minimum: t.min, maximum: t.max };
-    case 'boolean':
-      return { type: 'boolean' };
-    case 'array':
-      return { type: 'array', items: jsonSchemaOf(t.items), maxItems: t.maxItems };
-    case 'object':
-      return objectSchema(t.fields, t.title);
-    case 'oneOf':
-      return { oneOf: t.options.map(jsonSchemaOf), description: `${t.describe}` };
-  }
-}
-
-export function objectSchema(fields: readonly FieldSpec[], title?: string): Record<string, unknown> {
-  const properties: Record<string, unknown> = {};
-  for (const f of fields) {
-    properties[f.name] = {
-      ...jsonSchemaOf(f.type),
-      description: f.description,
-      ...(f.default !== undefined ? { default: f.default } : {}),
-      ...(f.extension ? { 'x-atelier-extension': true } : {}),
-    };
-  }
-  const required = fields.filter((f) => f.required).map((f) => f.name);
-  return {
-    type: 'object',
-    ...(title ? { title } : {}),
-    properties,
-    ...(required.length ? { required } : {}),
-    additionalProperties: false,
-  };
-}
+import { objectSchema } from '../contract/json-schema.ts';
+import { describeAllowed } from '../contract/validate.ts';
 
 const ERROR_SCHEMA = {
   type: 'object',
@@ -144,19 +101,12 @@ function json(schema: string) {
 /** A plain HTML page listing every endpoint and its fields. */
 export function docsPage(models: string[], defaultModel: string | undefined): string {
   const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-  const allowed = (t: FieldType): string => {
-    if (t.kind === 'string') return t.enum ? t.enum.join(', ') : t.minLength ? 'non-empty' : '';
-    if (t.kind === 'integer' || t.kind === 'number') return `${t.min} – ${t.max === Number.MAX_SAFE_INTEGER ? '2^53-1' : t.max}`;
-    if (t.kind === 'oneOf') return t.describe;
-    if (t.kind === 'array') return `up to ${t.maxItems} × ${t.items.kind === 'object' ? `{${t.items.fields.map((f) => f.name).join(', ')}}` : t.items.kind}`;
-    return '';
-  };
   const sections = ENDPOINTS.map((e) => {
     const ids = [...ROUTE_IDS].filter(([, d]) => d === e).map(([id]) => `<code>${id}</code>`).join(', ');
     const rows = inputFields(e.task, models, defaultModel)
       .map(
         (f) =>
-          `<tr><td><code>${f.name}</code>${f.extension ? ' <small>(extension)</small>' : ''}</td><td>${f.type.kind}</td><td>${esc(allowed(f.type))}</td>` +
+          `<tr><td><code>${f.name}</code>${f.extension ? ' <small>(extension)</small>' : ''}</td><td>${f.type.kind}</td><td>${esc(describeAllowed(f.type))}</td>` +
           `<td>${f.required ? '<b>required</b>' : f.default === undefined ? '—' : `<code>${esc(JSON.stringify(f.default))}</code>`}</td><td>${esc(f.description)}</td></tr>`,
       )
       .join('\n');

@@ -4,8 +4,7 @@
  * choose the seed, and produce the job the runner will execute. The decoded input is stored with the job
  * (PNG, already resized), so a restart never fetches it again.
  */
-import { randomBytes } from 'node:crypto';
-import type { Engine } from '../contract/types.ts';
+import type { Engine, GenerateRequest } from '../contract/types.ts';
 import { AtelierError } from '../contract/errors.ts';
 import type { AllowList } from '../images/address-guard.ts';
 import { decodeImage, encodeImage } from '../images/codec.ts';
@@ -14,9 +13,11 @@ import { resizeRgb, resolveOutputSize, type OutputPlan } from '../images/sizes.t
 import type { JobInput } from '../jobs/queue.ts';
 import { isRemoteAdapter, resolveLocalAdapter, type AdapterDirs } from './adapters.ts';
 import type { EndpointDef } from './endpoints.ts';
-import { ValidationFailed } from './errors.ts';
-import { inputFields, MAX_SEED, type WireInput } from './schemas.ts';
-import { validateObject } from './validator.ts';
+import { inputFields, type WireInput } from './schemas.ts';
+import { randomSeed } from '../contract/seed.ts';
+import { checkInputs } from '../contract/check-inputs.ts';
+import { mapFields, type DirectRequestKey } from '../contract/fields.ts';
+import { validateObject, ValidationFailed } from '../contract/validate.ts';
 
 export interface PrepareContext {
   engine: Engine;
@@ -35,12 +36,16 @@ export function modelChoice(engine: Engine, configuredDefault?: string): { names
   return { names, ...(def ? { default: def } : {}) };
 }
 
-/** Validate against the endpoint's table: returns the input with defaults, or throws ValidationFailed (422). */
+/**
+ * Validate against the endpoint's fields, then the rules that span fields: returns the input with defaults, or
+ * throws ValidationFailed (422) — so that no request is accepted that the engine would refuse for an input reason.
+ */
 export function validateInput(endpoint: EndpointDef, body: unknown, engine: Engine, defaultModel?: string): WireInput {
   const models = modelChoice(engine, defaultModel);
   const { value, issues } = validateObject(body, inputFields(endpoint.task, models.names, models.default));
+  if (issues.length === 0) issues.push(...checkInputs(value));
   if (issues.length > 0) throw new ValidationFailed(issues);
-  return value as unknown as WireInput;
+  return value as WireInput;
 }
 
 /** Input largest accepted: the output limit, but at least 40 MP so camera photos pass (they are resized down). */
@@ -91,34 +96,26 @@ export async function prepareJob(
     tokens: e.tokens,
   }));
 
+  const direct = mapFields(inputFields(endpoint.task, []), w);
+  const fields = direct.request as Pick<GenerateRequest, DirectRequestKey>;
   const input: JobInput = {
     request: {
       task: endpoint.task,
-      ...(w.model ? { model: w.model } : {}),
-      prompt: w.prompt,
+      ...fields,
+      strength: fields.strength ?? 1, // text-to-image has no strength: all steps run
       // "" and absent both mean "nothing to exclude": zero negative conditioning (SDXL's force_zeros_for_empty_prompt).
       negativePrompt: w.negative_prompt ? w.negative_prompt : null,
-      strength: w.strength ?? 1,
       width: plan.generateWidth,
       height: plan.generateHeight,
-      numImages: w.num_images,
-      steps: w.num_inference_steps,
-      guidanceScale: w.guidance_scale,
-      guidanceRescale: w.guidance_rescale,
       seed: w.seed ?? randomSeed(),
-      sampler: w.sampler,
-      timestepSpacing: w.timestep_spacing,
     },
     loras,
     embeddings,
     output: {
+      ...(direct.output as Required<typeof direct.output>),
       finalWidth: plan.finalWidth,
       finalHeight: plan.finalHeight,
       ...(plan.crop ? { crop: plan.crop } : {}),
-      format: w.format,
-      syncMode: w.sync_mode,
-      enableSafetyChecker: w.enable_safety_checker,
-      expandPrompt: w.expand_prompt,
     },
     ...(ctx.httpRequestId ? { httpRequestId: ctx.httpRequestId } : {}),
   };
@@ -140,13 +137,4 @@ function adapterSource(
     throw new AtelierError('URL_REFUSED', `${field}: ${JSON.stringify(value.slice(0, 100))} is not a valid URL`, { field, cause });
   }
   return { kind: 'url', source: value };
-}
-
-/** A uniformly random seed in 0 – 2^53-1 (service side; the engine itself never draws randomness). */
-export function randomSeed(): number {
-  const b = randomBytes(8);
-  const hi = b.readUInt32BE(0) & 0x1fffff; // 21 bits
-  const lo = b.readUInt32BE(4); // 32 bits
-  const seed = hi * 2 ** 32 + lo;
-  return Math.min(seed, MAX_SEED);
 }

@@ -272,6 +272,17 @@ describe('validation and errors at the boundary', () => {
     assert.match(r.body.error.message, /16777216 pixels is over this server's max_pixels 4194304/);
   });
 
+  it('rules spanning fields are refused at submit, never accepted to fail in the queue', async () => {
+    let r = await post('/queue/sdxl/text-to-image', { prompt: 'x', sampler: 'lcm', num_inference_steps: 60 });
+    assert.equal(r.status, 422);
+    assert.deepEqual([r.body.error.code, r.body.error.field], ['INVALID_INPUT', 'num_inference_steps']);
+    assert.match(r.body.error.message, /num_inference_steps: 60 is out of range for sampler "lcm"; allowed 1 – 50/);
+    r = await post('/queue/sdxl/text-to-image', { prompt: 'x', embeddings: [{ path: 'a' }, { path: 'b' }] });
+    assert.equal(r.status, 422);
+    assert.equal(r.body.error.field, 'embeddings.1.tokens.0');
+    assert.match(r.body.error.message, /"<s0>" is already bound by embeddings\.0/);
+  });
+
   it('bad JSON 400, wrong content type 415, undecodable image 415, unreachable image 422, unknown route 404', async () => {
     let r = await post(i2i, '{"prompt": ');
     assert.deepEqual([r.status, r.body.error.code], [400, 'BAD_REQUEST']);
@@ -309,14 +320,21 @@ describe('operations', () => {
     assert.equal(h.models[0].is_test_model, true);
   });
 
-  it('/openapi.json and /docs come from the schema tables', async () => {
+  it('/openapi.json and /docs come from the request field table', async () => {
     const doc = (await get('/openapi.json')).body;
     assert.equal(doc.openapi, '3.1.0');
     const body = doc.paths['/queue/fal-ai/fast-sdxl/image-to-image'].post.requestBody.content['application/json'].schema.$ref;
     const schema = doc.components.schemas[body.split('/').pop()];
     assert.equal(schema.additionalProperties, false);
     assert.deepEqual([schema.properties.strength.minimum, schema.properties.strength.maximum, schema.properties.strength.default], [0.05, 1, 0.95]);
-    assert.deepEqual(schema.properties.num_inference_steps, { type: 'integer', minimum: 1, maximum: 65, description: 'denoising steps', default: 25 });
+    assert.deepEqual(schema.properties.num_inference_steps, {
+      type: 'integer',
+      minimum: 1,
+      maximum: 65,
+      description: 'denoising steps',
+      default: 25,
+      'x-atelier-cli-flag': '--steps',
+    });
     assert.ok(schema.required.includes('image_url'));
     const html = await (await fetch(`${base}/docs`)).text();
     assert.match(html, /<code>strength<\/code>/);

@@ -82,12 +82,12 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): FastifyInst
     forceCloseConnections: 'idle',
   });
 
-  const outputsDir = path.join(config.dataDir, 'outputs');
+  const outputsDir = path.join(config.engine.dataDir, 'outputs');
   fs.mkdirSync(outputsDir, { recursive: true });
-  const queue = deps.queue ?? new SqliteQueue(path.join(config.dataDir, 'jobs.sqlite'));
+  const queue = deps.queue ?? new SqliteQueue(path.join(config.engine.dataDir, 'jobs.sqlite'));
   const metrics = new Metrics();
   const allow = parseAllowList(config.allowNetworks);
-  const cache = new DownloadCache(path.join(config.dataDir, 'cache', 'adapters'), 20 * 1024 ** 3);
+  const cache = new DownloadCache(path.join(config.engine.dataDir, 'cache', 'adapters'), 20 * 1024 ** 3);
   const runner = new Runner({
     queue,
     engine: deps.engine,
@@ -98,7 +98,7 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): FastifyInst
     fetchAdapter: async (url, field, signal) =>
       cache.acquire(url, { maxBytes: 2 * 1024 ** 3, timeoutMs: 10 * 60_000, maxRedirects: 5, allow, field, signal }),
   });
-  const webhookSecret = loadOrCreateSecret(config.dataDir, config.webhookSecret);
+  const webhookSecret = loadOrCreateSecret(config.engine.dataDir, config.webhookSecret);
   const webhooks = new WebhookSender({
     queue,
     secret: webhookSecret,

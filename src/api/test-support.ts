@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
 import { oracleDir } from '../paths.ts';
 import { createEngine } from '../engine/engine.ts';
+import { engineSettings } from '../contract/settings.ts';
 import type { Engine } from '../contract/types.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 
@@ -24,11 +25,13 @@ export interface TestEngineOptions {
 export async function createTestEngine(opts: TestEngineOptions = {}): Promise<Engine> {
   const sources = [path.join(oracleDir(), 'tiny-sdxl'), path.join(oracleDir(), 'tiny-sdxl.safetensors')];
   const names = opts.models ?? ['tiny-test'];
-  return createEngine({
-    models: names.map((name, i) => ({ name, path: sources[i % sources.length], isTestModel: true })),
-    dataDir: tempDir('atelier-engine-').dir,
-    threads: 1,
-  });
+  return createEngine(
+    engineSettings({
+      models: names.map((name, i) => ({ name, path: sources[i % sources.length]!, isTestModel: true })),
+      dataDir: tempDir('atelier-engine-').dir,
+      threads: 1,
+    }),
+  );
 }
 
 
@@ -40,9 +43,10 @@ export function tempDir(prefix = 'atelier-test-'): { dir: string; remove: () => 
 
 /** A config for tests: temp data dir, loopback fetches allowed, fast webhook retries, quiet logs. */
 export function testConfig(dataDir: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
+  const base = loadConfig([], {}, dataDir);
   return {
-    ...loadConfig([], {}, dataDir),
-    dataDir,
+    ...base,
+    engine: { ...base.engine, dataDir },
     allowNetworks: ['127.0.0.0/8', '::1/128'],
     webhookRetryBaseMs: 50,
     shutdownGraceMs: 2000,

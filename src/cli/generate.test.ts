@@ -7,6 +7,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { oracleDir, repoRoot } from '../paths.ts';
 import { parseEmbeddingFlag, parseLoraFlag } from './generate.ts';
+import { REQUEST_FIELDS } from '../contract/fields.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-cli-'));
 
@@ -35,15 +36,24 @@ test('atelier generate: text-to-image then image-to-image, with a progress bar, 
 test('atelier generate: bad flags are clear errors', async () => {
   const r = atelier('generate', '--prompt', 'x', '--steps', '99');
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /--steps must be an integer in 1–65, got 99/);
+  // ranges, allowed values and messages come from the request field table, the same as the API's
+  assert.match(r.stderr, /--steps: 99 is out of range; allowed 1 – 65/);
   const s = atelier('generate', '--prompt', 'x', '--sampler', 'plms');
-  assert.match(s.stderr, /--sampler must be one of euler, euler_ancestral/);
+  assert.match(s.stderr, /--sampler: "plms" is not allowed; expected one of euler, euler_ancestral/);
   const u = atelier('generate', '--prompt', 'x', '--bogus', '1');
-  assert.match(u.stderr, /unknown flag --bogus/);
+  assert.match(u.stderr, /"--bogus" is not valid; expected one of --prompt/);
   const w = atelier('generate', '--prompt', 'x', '--weights', 'fp8');
-  assert.match(w.stderr, /--weights must be one of fp32, fp16, got "fp8"/);
+  assert.match(w.stderr, /--weights \/ ATELIER_WEIGHTS: "fp8" is not valid; expected one of fp32, fp16/);
   const v = atelier('generate', '--prompt', 'x', '--vae-quantize', 'int4');
-  assert.match(v.stderr, /--vae-quantize must be one of int8, off, got "int4"/);
+  assert.match(v.stderr, /--vae-quantize \/ ATELIER_VAE_QUANTIZE: "int4" is not valid; expected one of int8, off/);
+  const seed = atelier('generate', '--prompt', 'x', '--seed', String(2 ** 53));
+  assert.match(seed.stderr, /--seed: 9007199254740992 is out of range; allowed 0 – 2\^53-1/);
+  // a rule spanning two fields, refused before any model is loaded
+  const lcm = atelier('generate', '--prompt', 'x', '--sampler', 'lcm', '--steps', '60');
+  assert.equal(lcm.status, 2);
+  assert.match(lcm.stderr, /--steps: 60 is out of range for sampler "lcm"; allowed 1 – 50/);
+  const lora = atelier('generate', '--prompt', 'x', '--lora', '/x/a.safetensors:7');
+  assert.match(lora.stderr, /--lora 1 scale: 7 is out of range; allowed 0 – 4/);
   const meta = await sharp(path.join(tmp, 'a.png')).metadata();
   assert.equal(meta.width, 128);
   assert.equal(meta.height, 96);
@@ -54,7 +64,20 @@ test('atelier generate: bad flags are clear errors', async () => {
 test('--lora and --embedding flag syntax', () => {
   assert.deepEqual(parseLoraFlag('/x/style.safetensors:0.8'), { file: '/x/style.safetensors', scale: 0.8 });
   assert.equal(parseLoraFlag('/x/style.safetensors').scale, 1);
-  assert.throws(() => parseLoraFlag('/x/a.safetensors:7'), /scale must be in 0–4/);
+  assert.equal(parseLoraFlag('/x/a.safetensors:0.25').scale, 0.25);
   assert.deepEqual(parseEmbeddingFlag('/x/ti.safetensors:<a>,<b>'), { file: '/x/ti.safetensors', tokens: ['<a>', '<b>'] });
   assert.deepEqual(parseEmbeddingFlag('/x/ti.safetensors').tokens, ['<s0>', '<s1>']);
+});
+
+test('generate --help is derived from the field table: every CLI field with its range and default', () => {
+  const r = atelier('generate', '--help');
+  assert.equal(r.status, 0, r.stderr);
+  for (const f of REQUEST_FIELDS.filter((x) => x.cli)) {
+    const line = r.stdout.split('\n').find((l) => l.trimStart().startsWith(`--${f.cli} `));
+    assert.ok(line, `--${f.cli} listed`);
+    assert.ok(line.includes(f.description), `--${f.cli} help`);
+    if (f.default !== undefined) assert.ok(line.includes(`default ${JSON.stringify(f.default)}`), `--${f.cli} default`);
+  }
+  assert.match(r.stdout, /--steps <n> +denoising steps \(1 – 65; default 25\)/);
+  assert.match(r.stdout, /--quantize <v> +ATELIER_QUANTIZE/);
 });

@@ -1,70 +1,58 @@
-/** `atelier generate`: text-to-image, or image-to-image when --image is given, with a progress bar on stderr. */
-import { WEIGHT_PRECISIONS } from '../weights/types.ts';
-import { VAE_QUANT_SCHEMES, type VaeQuantScheme } from '../networks/int8-conv.ts';
-import { UNET_QUANTIZATIONS, type UNetQuantization } from '../networks/quantize.ts';
+/**
+ * `atelier generate`: text-to-image, or image-to-image when --image is given, with a progress bar on stderr.
+ * The request flags, their `--help`, ranges, defaults and error messages come from the request field table
+ * (contract/fields.ts: every field with a `cli` flag); the engine flags from ENGINE_OPTIONS; one parser reads both.
+ */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { randomInt } from 'node:crypto';
 import { AtelierError } from '../contract/errors.ts';
+import { checkInputs } from '../contract/check-inputs.ts';
+import { fieldsFor, mapFields, type DirectRequestKey, type RequestField } from '../contract/fields.ts';
+import { optionsHelp, parseOptions, type OptionSpec, type ParsedOptions } from '../contract/options.ts';
+import { randomSeed } from '../contract/seed.ts';
+import { ENGINE_OPTIONS, engineSettingsFrom } from '../contract/settings.ts';
+import { MAX_SIDE, MIN_SIDE } from '../contract/tables.ts';
+import type { GenerateRequest } from '../contract/types.ts';
+import { describeAllowed, validateObject, type Issue } from '../contract/validate.ts';
 import { createEngine } from '../engine/engine.ts';
-import type { GenerateRequest, SamplerName, TimestepSpacing } from '../contract/types.ts';
 import { decodeImage, encodeImage } from '../images/codec.ts';
 import { resizeRgb, snapToMultiple } from '../images/sizes.ts';
 import { ensureDefaultTestModel } from './make-test-model.ts';
-import { helpText, parseFlags, type FlagSpec } from './args.ts';
 import { progressBar } from './progress.ts';
 
-import { SAMPLERS, TIMESTEP_SPACINGS as SPACINGS } from '../contract/tables.ts';
+/** The table's fields that are flags here (both tasks: --strength only matters with --image), plus the adapters. */
+const FIELDS: readonly RequestField[] = fieldsFor('image-to-image').filter((f) => f.cli || f.name === 'loras' || f.name === 'embeddings');
+const FLAG_OF = new Map(FIELDS.filter((f) => f.cli).map((f) => [f.name, f.cli!]));
 
-const SPEC: FlagSpec = {
-  prompt: { type: 'string', help: 'what the image should show (required)' },
-  'negative-prompt': { type: 'string', help: 'what to exclude (default: none → zero embeddings)' },
-  image: { type: 'string', help: 'input image file: image-to-image when given' },
-  strength: { type: 'number', help: 'image-to-image strength 0.05–1 (default 0.95)' },
-  steps: { type: 'number', help: 'denoising steps 1–65 (default 25)' },
-  'guidance-scale': { type: 'number', help: 'classifier-free guidance 0–20 (default 7.5; ≤ 1 disables it)' },
-  'guidance-rescale': { type: 'number', help: 'guidance rescale 0–1 (default 0)' },
-  seed: { type: 'number', help: 'seed 0–2^53-1 (default: random, printed)' },
-  width: { type: 'number', help: 'output width (default: input image width, else 1024)' },
-  height: { type: 'number', help: 'output height (default: input image height, else 1024)' },
-  'num-images': { type: 'number', help: 'images 1–8 (default 1)' },
-  sampler: { type: 'string', help: `one of ${SAMPLERS.join(', ')} (default euler)` },
-  'timestep-spacing': { type: 'string', help: `one of ${SPACINGS.join(', ')} (default leading; trailing for Lightning/Turbo)` },
-  lora: { type: 'string', repeat: true, help: 'LoRA file and scale, path:scale (repeatable, stacked)' },
-  embedding: { type: 'string', repeat: true, help: 'textual-inversion file and tokens, path:tok1,tok2 (default tokens <s0>,<s1>)' },
-  format: { type: 'string', help: 'png or jpeg (default: from --out extension, else png)' },
-  out: { type: 'string', help: 'output file (default out.png); with several images: name-1.png, name-2.png…' },
-  model: { type: 'string', help: 'checkpoint: .safetensors file or diffusers folder (default: the built-in tiny test model)' },
-  'data-dir': { type: 'string', help: 'data folder for caches and the test model (default ./data)' },
-  threads: { type: 'number', help: 'CPU threads (default: all cores)' },
-  weights: { type: 'string', help: 'fp32 (default $ATELIER_WEIGHTS, else fp32) or fp16: UNet and text-encoder weights held in 16 bits (half the memory, slower per step on CPU)' },
-  quantize: { type: 'string', help: 'int8 or int8-block: quantised UNet Linear layers; int8-full: and int8 resnet convolutions (fastest). Faster on CPU, slightly different images; default $ATELIER_QUANTIZE, else fp32' },
-  'vae-quantize': { type: 'string', help: 'int8: VAE decoder resnet convolutions in int8 (faster decode, images within ~1 level; default $ATELIER_VAE_QUANTIZE, else fp32)' },
-  device: { type: 'string', help: 'cpu (default), cuda or tensorrt (needs onnxruntime GPU libraries; default $ATELIER_DEVICE)' },
-  help: { type: 'boolean', help: 'show this help' },
-};
-
-function num(v: unknown, name: string, def: number, min: number, max: number, integer = false): number {
-  const x = v === undefined ? def : (v as number);
-  if (x < min || x > max || (integer && !Number.isInteger(x))) {
-    throw new AtelierError('INVALID_INPUT', `--${name} must be ${integer ? 'an integer ' : ''}in ${min}–${max}, got ${x}`, { field: name });
-  }
-  return x;
+function fieldOption(f: RequestField): OptionSpec {
+  const allowed = describeAllowed(f.type);
+  const def = f.default !== undefined ? `default ${JSON.stringify(f.default)}` : f.required ? 'required' : '';
+  const tail = [allowed, def].filter(Boolean).join('; ');
+  const kind = f.type.kind === 'integer' || f.type.kind === 'number' ? 'number' : 'string';
+  return { flag: f.cli!, kind, help: `${f.description}${tail ? ` (${tail})` : ''}` };
 }
 
-function oneOf<T extends string>(v: unknown, name: string, allowed: readonly T[], def: T): T {
-  if (v === undefined) return def;
-  if (!allowed.includes(v as T)) throw new AtelierError('INVALID_INPUT', `--${name} must be one of ${allowed.join(', ')}, got "${v}"`, { field: name });
-  return v as T;
-}
+const CLI_ONLY: readonly OptionSpec[] = [
+  { flag: 'image', kind: 'string', help: 'input image file: image-to-image when given' },
+  { flag: 'width', kind: 'integer', min: MIN_SIDE, max: MAX_SIDE, help: 'output width, snapped to a multiple of 8 (default: the input image width, else 1024)' },
+  { flag: 'height', kind: 'integer', min: MIN_SIDE, max: MAX_SIDE, help: 'output height, snapped to a multiple of 8 (default: the input image height, else 1024)' },
+  { flag: 'lora', kind: 'repeat', help: 'LoRA file and scale, path:scale (repeatable, stacked; scale 0 – 4, default 1)' },
+  { flag: 'embedding', kind: 'repeat', help: 'textual-inversion file and tokens, path:tok1,tok2 (default tokens <s0>,<s1>)' },
+  { flag: 'out', kind: 'string', help: 'output file (default out.png); with several images: name-1.png, name-2.png…' },
+  { flag: 'help', kind: 'boolean', help: 'show this help' },
+];
 
-/** `path:scale` → LoRA; the scale defaults to 1. Windows-style drive letters are not a concern here. */
+/** Every flag of `atelier generate`: request fields, CLI-only ones, engine settings (one model, one generation). */
+export const GENERATE_OPTIONS: readonly OptionSpec[] = [
+  ...FIELDS.filter((f) => f.cli).map(fieldOption),
+  ...CLI_ONLY,
+  ...ENGINE_OPTIONS.filter((o) => o.flag !== 'default-model' && o.flag !== 'max-loaded-models'),
+];
+
+/** `path:scale` → LoRA (scale 1 when absent; its range is checked with the table's `loras` field). */
 export function parseLoraFlag(s: string): { file: string; scale: number } {
   const m = /^(.*):(-?[0-9.]+)$/.exec(s);
-  const file = path.resolve(m ? m[1] : s);
-  const scale = m ? Number(m[2]) : 1;
-  if (!(scale >= 0 && scale <= 4)) throw new AtelierError('INVALID_INPUT', `--lora scale must be in 0–4, got ${m?.[2]}`, { field: 'lora' });
-  return { file, scale };
+  return { file: path.resolve(m ? m[1]! : s), scale: m ? Number(m[2]) : 1 };
 }
 
 export function parseEmbeddingFlag(s: string): { file: string; tokens: string[] } {
@@ -73,62 +61,87 @@ export function parseEmbeddingFlag(s: string): { file: string; tokens: string[] 
   return { file: path.resolve(s), tokens: ['<s0>', '<s1>'] };
 }
 
+/** Validation issues in the CLI's words: `--steps: 99 is out of range; allowed 1 – 65`. */
+function cliMessage(issue: Issue): string {
+  const [, name, ...rest] = issue.loc;
+  const flag = typeof name === 'string' ? FLAG_OF.get(name) : undefined;
+  if (name === 'loras' || name === 'embeddings') return issue.msg.replace(/^[^:]*:/, `--${name === 'loras' ? 'lora' : 'embedding'} ${Number(rest[0]) + 1}${rest.length > 1 ? ` ${rest.slice(1).join('.')}` : ''}:`);
+  if (!flag) return issue.msg;
+  if (issue.type === 'missing') return `--${flag} is required`;
+  return issue.msg.replace(/^[^:]*:/, `--${flag}:`);
+}
+
+/** The request the flags describe, validated by the field table and the cross-field rules. */
+export function requestFromFlags(parsed: ParsedOptions): {
+  fields: Pick<GenerateRequest, DirectRequestKey> & Pick<GenerateRequest, 'negativePrompt' | 'seed' | 'loras' | 'embeddings'>;
+  format: 'jpeg' | 'png';
+} {
+  const v = parsed.values;
+  const wire: Record<string, unknown> = {};
+  for (const f of FIELDS) if (f.cli && v[f.cli] !== undefined) wire[f.name] = v[f.cli];
+  const out = (v.out as string | undefined) ?? 'out.png';
+  const ext = path.extname(out).toLowerCase();
+  wire.format ??= ext === '.jpg' || ext === '.jpeg' ? 'jpeg' : 'png';
+  const loras = ((v.lora as string[] | undefined) ?? []).map(parseLoraFlag);
+  const embeddings = ((v.embedding as string[] | undefined) ?? []).map(parseEmbeddingFlag);
+  wire.loras = loras.map((l) => ({ path: l.file, scale: l.scale }));
+  wire.embeddings = embeddings.map((e) => ({ path: e.file, tokens: e.tokens }));
+  const { value, issues } = validateObject(wire, FIELDS);
+  if (issues.length === 0) issues.push(...checkInputs(value));
+  if (issues.length > 0) {
+    throw new AtelierError('INVALID_INPUT', issues.map(cliMessage).join('\n'), { field: issues[0]!.loc.slice(1).join('.') });
+  }
+  const direct = mapFields(FIELDS, value).request as Pick<GenerateRequest, DirectRequestKey>;
+  return {
+    fields: {
+      ...direct,
+      // an explicit "" is encoded like any prompt; no flag = zero negative conditioning
+      negativePrompt: (value.negative_prompt !== undefined && v['negative-prompt'] !== undefined ? value.negative_prompt : null) as string | null,
+      seed: (value.seed as number | undefined) ?? randomSeed(),
+      loras,
+      embeddings,
+    },
+    format: value.format as 'jpeg' | 'png',
+  };
+}
+
 export async function generateCommand(argv: string[]): Promise<void> {
-  const f = parseFlags(argv, SPEC);
-  if (f.help) {
-    process.stdout.write(helpText('generate', SPEC));
+  const parsed = parseOptions(argv, GENERATE_OPTIONS, process.env);
+  if (parsed.values.help) {
+    process.stdout.write(`usage: atelier generate [flags]\n${optionsHelp(GENERATE_OPTIONS).join('\n')}\n`);
     return;
   }
-  if (typeof f.prompt !== 'string' || f.prompt.length === 0) throw new AtelierError('INVALID_INPUT', '--prompt is required', { field: 'prompt' });
-  const dataDir = path.resolve((f['data-dir'] as string) ?? 'data');
-  const modelPath = f.model ? path.resolve(f.model as string) : await ensureDefaultTestModel(dataDir);
-  if (!f.model) process.stderr.write(`atelier: no --model given: using the built-in tiny RANDOM test model (${modelPath}); images will be noise.\n`);
+  const { fields, format } = requestFromFlags(parsed);
+  const settings = engineSettingsFrom(parsed, process.cwd(), { oneShot: true });
+  if (settings.models.length > 1) throw new AtelierError('INVALID_INPUT', `--model: generate runs one model, got ${settings.models.length}`, { field: 'model' });
+  if (settings.models.length === 0) {
+    const file = await ensureDefaultTestModel(settings.dataDir);
+    process.stderr.write(`atelier: no --model given: using the built-in tiny RANDOM test model (${file}); images will be noise.\n`);
+    settings.models.push({ name: path.basename(file), path: file, isTestModel: true });
+  }
 
   let image = undefined;
-  if (f.image) {
-    const bytes = await fs.readFile(f.image as string).catch((cause) => {
-      throw new AtelierError('INVALID_INPUT', `cannot read --image "${f.image}": ${(cause as Error).message}`, { field: 'image', cause });
+  const imageFile = parsed.values.image as string | undefined;
+  if (imageFile) {
+    const bytes = await fs.readFile(imageFile).catch((cause) => {
+      throw new AtelierError('INVALID_INPUT', `cannot read --image "${imageFile}": ${(cause as Error).message}`, { field: 'image', cause });
     });
     image = await decodeImage(bytes, { maxPixels: 64e6, field: 'image' });
   }
-  const width = snapToMultiple(num(f.width, 'width', image?.width ?? 1024, 64, 14142));
-  const height = snapToMultiple(num(f.height, 'height', image?.height ?? 1024, 64, 14142));
+  const width = snapToMultiple((parsed.values.width as number | undefined) ?? image?.width ?? 1024);
+  const height = snapToMultiple((parsed.values.height as number | undefined) ?? image?.height ?? 1024);
   if (image && (image.width !== width || image.height !== height)) image = await resizeRgb(image, width, height, 'cover');
-
-  const out = path.resolve((f.out as string) ?? 'out.png');
-  const ext = path.extname(out).toLowerCase();
-  const format = oneOf(f.format ?? (ext === '.jpg' || ext === '.jpeg' ? 'jpeg' : 'png'), 'format', ['png', 'jpeg'] as const, 'png');
-  const seed = f.seed === undefined ? randomSeed() : num(f.seed, 'seed', 0, 0, Number.MAX_SAFE_INTEGER, true);
-
   const request: GenerateRequest = {
     task: image ? 'image-to-image' : 'text-to-image',
-    prompt: f.prompt,
-    negativePrompt: (f['negative-prompt'] as string | undefined) ?? null,
+    ...fields,
+    strength: image ? fields.strength : 1,
     image,
-    strength: num(f.strength, 'strength', 0.95, 0.05, 1),
     width,
     height,
-    numImages: num(f['num-images'], 'num-images', 1, 1, 8, true),
-    steps: num(f.steps, 'steps', 25, 1, 65, true),
-    guidanceScale: num(f['guidance-scale'], 'guidance-scale', 7.5, 0, 20),
-    guidanceRescale: num(f['guidance-rescale'], 'guidance-rescale', 0, 0, 1),
-    seed,
-    sampler: oneOf(f.sampler, 'sampler', SAMPLERS, 'euler'),
-    timestepSpacing: oneOf(f['timestep-spacing'], 'timestep-spacing', SPACINGS, 'leading'),
-    loras: ((f.lora as string[] | undefined) ?? []).map(parseLoraFlag),
-    embeddings: ((f.embedding as string[] | undefined) ?? []).map(parseEmbeddingFlag),
   };
 
-  const engine = await createEngine({
-    models: [{ name: path.basename(modelPath), path: modelPath }],
-    dataDir,
-    threads: f.threads as number | undefined,
-    device: oneOf(f.device ?? process.env.ATELIER_DEVICE, 'device', ['cpu', 'cuda', 'tensorrt', 'webgpu'] as const, 'cpu'),
-    quantize: quantizeFlag(f.quantize ?? process.env.ATELIER_QUANTIZE),
-    vaeQuantize: vaeQuantizeFlag(f['vae-quantize'] ?? process.env.ATELIER_VAE_QUANTIZE),
-    oneShot: true, // one generation: networks are released as soon as the pipeline is past them (lower peak memory)
-    weights: oneOf(f.weights ?? process.env.ATELIER_WEIGHTS, 'weights', WEIGHT_PRECISIONS, 'fp32'),
-  });
+  const out = path.resolve((parsed.values.out as string | undefined) ?? 'out.png');
+  const engine = await createEngine(settings);
   const bar = progressBar(process.stderr);
   try {
     const result = await engine.generate(request, {
@@ -139,7 +152,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     const files: string[] = [];
     for (let i = 0; i < result.images.length; i++) {
       const file = result.images.length === 1 ? out : out.replace(/(\.[^.]*)?$/, `-${i + 1}$1`);
-      const { bytes } = await encodeImage(result.images[i], format);
+      const { bytes } = await encodeImage(result.images[i]!, format);
       await fs.mkdir(path.dirname(file), { recursive: true });
       await fs.writeFile(file, bytes);
       files.push(file);
@@ -148,19 +161,4 @@ export async function generateCommand(argv: string[]): Promise<void> {
   } finally {
     await engine.close();
   }
-}
-
-/** A fresh seed, chosen here and printed so the run can be reproduced. */
-function randomSeed(): number {
-  return randomInt(0, 2 ** 32);
-}
-
-function vaeQuantizeFlag(v: unknown): VaeQuantScheme | undefined {
-  const scheme = oneOf(v, 'vae-quantize', [...VAE_QUANT_SCHEMES, 'off'], 'off');
-  return scheme === 'off' ? undefined : scheme;
-}
-
-function quantizeFlag(v: unknown): UNetQuantization | undefined {
-  const q = oneOf(v, 'quantize', [...UNET_QUANTIZATIONS, 'off'], 'off');
-  return q === 'off' ? undefined : q;
 }

@@ -3,9 +3,6 @@
  * start the engine and the HTTP server, and shut down gracefully on SIGTERM / SIGINT
  * (the running job finishes within the grace period or goes back to the queue).
  */
-import type { WeightPrecision } from '../weights/types.ts';
-import type { VaeQuantScheme } from '../networks/int8-conv.ts';
-import type { UNetQuantization } from '../networks/quantize.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { helpText, loadConfig, type ServerConfig } from '../api/config.ts';
@@ -15,22 +12,12 @@ import { buildServer } from '../api/server.ts';
 import { discoverModels } from '../weights/discover.ts';
 import { ensureDefaultTestModel } from './make-test-model.ts';
 import type { Engine } from '../contract/types.ts';
+import type { EngineSettings, ModelEntry } from '../contract/settings.ts';
 import { AtelierError } from '../contract/errors.ts';
-
-export interface EngineFactoryOptions {
-  models: { name: string; path: string; isTestModel?: boolean }[];
-  defaultModel?: string;
-  dataDir: string;
-  threads?: number;
-  device?: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
-  quantize?: UNetQuantization;
-  vaeQuantize?: VaeQuantScheme;
-  weights?: WeightPrecision;
-}
 
 export interface ServeDeps {
   /** defaults to createEngine from src/engine/engine.ts */
-  createEngine?: (opts: EngineFactoryOptions) => Promise<Engine>;
+  createEngine?: (settings: EngineSettings) => Promise<Engine>;
   /** defaults to ensureDefaultTestModel from src/cli/make-test-model.ts */
   defaultTestModel?: (dataDir: string) => Promise<string>;
   /** install SIGTERM / SIGINT handlers (default true) */
@@ -52,22 +39,13 @@ export async function serveCommand(argv: string[], deps: ServeDeps = {}): Promis
 
 /** Start everything; resolves once the server listens. */
 export async function startServer(config: ServerConfig, deps: ServeDeps = {}): Promise<RunningServer> {
-  const unlock = lockDataDir(config.dataDir);
+  const unlock = lockDataDir(config.engine.dataDir);
   let engine: Engine | undefined;
   let app: FastifyInstance | undefined;
   try {
     const { models, discovered } = await resolveModels(config, deps);
     const createEngine = deps.createEngine ?? (await import('../engine/engine.ts')).createEngine;
-    engine = await createEngine({
-      models,
-      ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}),
-      dataDir: config.dataDir,
-      ...(config.threads ? { threads: config.threads } : {}),
-      device: config.device,
-      quantize: config.quantize,
-      vaeQuantize: config.vaeQuantize,
-      weights: config.weights,
-    });
+    engine = await createEngine({ ...config.engine, models });
     app = buildServer(config, { engine, discovered });
     for (const m of engine.listModels()) {
       app.log.info({ model: m.name, source: m.source, layout: m.layout, testModel: m.isTestModel }, 'model ready');
@@ -86,7 +64,7 @@ function running(config: ServerConfig, app: FastifyInstance, engine: Engine, unl
   const addr = app.server.address();
   const port = addr && typeof addr === 'object' ? addr.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  app.log.info({ url, docs: `${url}/docs`, dataDir: config.dataDir, auth: config.apiKeys.length > 0 }, `Atelier listening on ${url}`);
+  app.log.info({ url, docs: `${url}/docs`, dataDir: config.engine.dataDir, auth: config.apiKeys.length > 0 }, `Atelier listening on ${url}`);
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -120,8 +98,8 @@ function running(config: ServerConfig, app: FastifyInstance, engine: Engine, unl
 async function resolveModels(
   config: ServerConfig,
   deps: ServeDeps,
-): Promise<{ models: { name: string; path: string; isTestModel?: boolean }[]; discovered: DiscoveredAdapters }> {
-  const models: { name: string; path: string; isTestModel?: boolean }[] = [...config.models];
+): Promise<{ models: ModelEntry[]; discovered: DiscoveredAdapters }> {
+  const models: ModelEntry[] = [...config.engine.models];
   const discovered: DiscoveredAdapters = { loras: [], embeddings: [] };
   if (config.modelsDir) {
     const found = await discoverModels(config.modelsDir);
@@ -132,7 +110,7 @@ async function resolveModels(
   }
   if (models.length === 0) {
     const make = deps.defaultTestModel ?? ensureDefaultTestModel;
-    const file = await make(config.dataDir);
+    const file = await make(config.engine.dataDir);
     log(
       40,
       'No model configured: serving the built-in tiny TEST model. It has random weights and generates noise, not pictures. ' +

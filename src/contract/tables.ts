@@ -72,3 +72,6 @@ export const MAX_SEED = Number.MAX_SAFE_INTEGER;
 /** Output encodings. */
 export const OUTPUT_FORMATS = frozen(['jpeg', 'png'] as const);
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** The LCM scheduler's distillation grid: the lcm sampler runs at most this many steps. */
+export const LCM_ORIGINAL_STEPS = 50;

@@ -4,7 +4,7 @@
  * the engine never sees HTTP and never validates user input again (it only asserts invariants).
  */
 
-import type { SamplerName, TimestepSpacing } from './tables.ts';
+import type { OutputFormat, SamplerName, TimestepSpacing } from './tables.ts';
 
 export type { SamplerName, TimestepSpacing } from './tables.ts';
 
@@ -57,6 +57,15 @@ export interface GenerateRequest {
   embeddings: EmbeddingSpec[];
   /** send a cheap latent preview with progress events */
   preview?: boolean;
+}
+
+/** How the service delivers the images of a request (not the engine's business). */
+export interface OutputOptions {
+  format: OutputFormat;
+  /** return data URIs and keep no files */
+  syncMode: boolean;
+  enableSafetyChecker: boolean;
+  expandPrompt: boolean;
 }
 
 export interface ProgressEvent {

@@ -5,13 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { oracleDir } from '../paths.ts';
 import { createEngine } from './engine.ts';
+import { engineSettings } from '../contract/settings.ts';
 import type { Engine, GenerateRequest, ProgressEvent } from '../contract/types.ts';
 
 let engine: Engine;
 
 before(async () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-engine-'));
-  engine = await createEngine({ models: [{ name: 'tiny-sdxl', path: path.join(oracleDir(), 'tiny-sdxl') }], dataDir, threads: 1 });
+  engine = await createEngine(engineSettings({ models: [{ name: 'tiny-sdxl', path: path.join(oracleDir(), 'tiny-sdxl') }], dataDir, threads: 1 }));
 });
 after(async () => engine?.close());
 
@@ -86,5 +87,5 @@ test('a broken checkpoint fails the engine start with its own message', async ()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-broken-'));
   const file = path.join(dir, 'broken.safetensors');
   fs.writeFileSync(file, Buffer.from('not a safetensors file at all'));
-  await assert.rejects(createEngine({ models: [{ name: 'broken', path: file }], dataDir: dir }), /could not load model "broken": .*broken\.safetensors/);
+  await assert.rejects(createEngine(engineSettings({ models: [{ name: 'broken', path: file }], dataDir: dir })), /could not load model "broken": .*broken\.safetensors/);
 });

@@ -5,21 +5,9 @@
  */
 import { Worker } from 'node:worker_threads';
 import { AtelierError, type ErrorCode, ERROR_CATALOG } from '../contract/errors.ts';
-import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
+import type { FromWorker, ToWorker } from './protocol.ts';
+import type { EngineSettings } from '../contract/settings.ts';
 import type { Engine, GenerateOptions, GenerateRequest, GenerateResult, ModelInfo } from '../contract/types.ts';
-
-export interface EngineOptions {
-  models: { name: string; path: string; isTestModel?: boolean }[];
-  defaultModel?: string;
-  dataDir: string;
-  threads?: number;
-  device?: WorkerInit['device'];
-  quantize?: WorkerInit['quantize'];
-  vaeQuantize?: WorkerInit['vaeQuantize'];
-  weights?: WorkerInit['weights'];
-  oneShot?: boolean;
-  maxLoadedModels?: number;
-}
 
 interface Pending {
   resolve: (r: GenerateResult) => void;
@@ -29,22 +17,14 @@ interface Pending {
   onAbort: () => void;
 }
 
-export async function createEngine(opts: EngineOptions): Promise<Engine> {
-  const init: WorkerInit = {
-    models: opts.models,
-    defaultModel: opts.defaultModel,
-    dataDir: opts.dataDir,
-    threads: opts.threads,
-    device: opts.device,
-    quantize: opts.quantize,
-    vaeQuantize: opts.vaeQuantize,
-    weights: opts.weights,
-    oneShot: opts.oneShot,
-    maxLoadedModels: opts.maxLoadedModels ?? 1,
-  };
-  const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
-    workerData: init,
-  });
+/** Start the engine's worker thread with these settings (handed to it unchanged); resolves when its default model is loaded. */
+export async function createEngine(settings: EngineSettings): Promise<Engine> {
+  if (settings.defaultModel !== undefined && !settings.models.some((m) => m.name === settings.defaultModel)) {
+    throw new AtelierError('INVALID_INPUT', `--default-model / ATELIER_DEFAULT_MODEL: "${settings.defaultModel}" is not a served model; served: ${settings.models.map((m) => m.name).join(', ') || 'none'}`, {
+      field: 'default-model',
+    });
+  }
+  const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: settings });
   const pending = new Map<number, Pending>();
   let nextId = 1;
   let models: ModelInfo[] = [];

@@ -2,7 +2,9 @@
  * Keeps built models warm: one set of sessions per checkpoint (text encoders, UNet, VAE encoder/decoder,
  * tokenizers), released least-recently-used first when more than `maxLoaded` are open.
  */
+import os from 'node:os';
 import path from 'node:path';
+import type { EngineSettings } from '../contract/settings.ts';
 import { AtelierError } from '../contract/errors.ts';
 import { loadModel } from '../weights/load-model.ts';
 import { TextEncoder } from '../networks/clip-text.ts';
@@ -106,14 +108,28 @@ async function loadTokenizers(model: SdxlModel): Promise<[ClipTokenizer, ClipTok
   return [await ClipTokenizer.standard({ padToken: '<|endoftext|>' }), await ClipTokenizer.standard({ padToken: '!' })];
 }
 
+/** How a model of these engine settings is opened: caches under <dataDir>/cache, sessions on the device. */
+export function openOptions(settings: EngineSettings): OpenOptions {
+  return {
+    cacheDir: path.join(settings.dataDir, 'cache'),
+    settings: { threads: settings.threads ?? os.availableParallelism(), provider: settings.device },
+    quantize: settings.quantize,
+    vaeQuantize: settings.vaeQuantize,
+    weights: settings.weights,
+    oneShot: settings.oneShot,
+  };
+}
+
 export class ModelManager {
   private loaded = new Map<string, LoadedModel>();
   private loading = new Map<string, Promise<LoadedModel>>();
+  private readonly sources: Map<string, string>;
+  private readonly opts: OpenOptions;
 
-  constructor(
-    private readonly sources: Map<string, string>,
-    private readonly opts: OpenOptions & { maxLoaded: number },
-  ) {}
+  constructor(private readonly engine: EngineSettings) {
+    this.sources = new Map(engine.models.map((m) => [m.name, m.path]));
+    this.opts = openOptions(engine);
+  }
 
   async get(name: string): Promise<LoadedModel> {
     const hit = this.loaded.get(name);
@@ -129,7 +145,7 @@ export class ModelManager {
     let p = this.loading.get(name);
     if (!p) {
       p = (async () => {
-        while (this.loaded.size >= this.opts.maxLoaded) {
+        while (this.loaded.size >= this.engine.maxLoadedModels) {
           const [oldest, m] = this.loaded.entries().next().value as [string, LoadedModel];
           this.loaded.delete(oldest);
           await m.release();

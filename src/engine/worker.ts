@@ -2,8 +2,6 @@
  * Worker-thread entry of the engine: loads models, runs pipelines one job at a time, reports progress.
  * onnxruntime's run() blocks this thread; the main thread stays free.
  */
-import os from 'node:os';
-import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { AtelierError, isAtelierError } from '../contract/errors.ts';
 import { runPipeline } from '../pipeline/generate.ts';
@@ -16,17 +14,8 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 const send = (m: FromWorker) => port.postMessage(m);
 
-const sources = new Map(init.models.map((m) => [m.name, m.path]));
 const defaultModel = init.defaultModel ?? init.models[0]?.name;
-const manager = new ModelManager(sources, {
-  cacheDir: path.join(init.dataDir, 'cache'),
-  settings: { threads: init.threads ?? os.availableParallelism(), provider: init.device ?? 'cpu' },
-  maxLoaded: init.maxLoadedModels,
-  quantize: init.quantize,
-  vaeQuantize: init.vaeQuantize,
-  weights: init.weights,
-  oneShot: init.oneShot,
-});
+const manager = new ModelManager(init);
 
 async function generate(id: number, request: GenerateRequest, cancelFlag: Int32Array): Promise<GenerateResult> {
   const t0 = performance.now();

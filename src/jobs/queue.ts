@@ -3,7 +3,7 @@
  * (sqlite-queue.ts); a Redis/BullMQ one can implement the same interface without touching routes.
  * Every method is async so that a networked store fits.
  */
-import type { GenerateRequest, TimestepSpacing, SamplerName } from '../contract/types.ts';
+import type { GenerateRequest, OutputOptions, TimestepSpacing, SamplerName } from '../contract/types.ts';
 
 export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
 export const TERMINAL_STATES: readonly JobState[] = ['completed', 'failed', 'cancelled'];
@@ -36,15 +36,11 @@ export interface JobInput {
   };
   loras: (AdapterSource & { scale: number })[];
   embeddings: (AdapterSource & { tokens: string[] })[];
-  output: {
+  output: OutputOptions & {
     /** the delivered size and the region of the generated image kept (preserve_aspect_ratio + crop_output) */
     finalWidth: number;
     finalHeight: number;
     crop?: { left: number; top: number; width: number; height: number };
-    format: 'jpeg' | 'png';
-    syncMode: boolean;
-    enableSafetyChecker: boolean;
-    expandPrompt: boolean;
   };
   /** the HTTP request id of the submission, for log correlation */
   httpRequestId?: string;

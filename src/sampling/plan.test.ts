@@ -72,10 +72,10 @@ test('addNoise: σ-space x0 + σn (inpaint trace), VP forms for DPM and DDIM / L
   assert.throws(() => addNoise(e, a, n.subarray(1)), /noise has/);
 });
 
-test('invalid requests throw AtelierError with the bad value', () => {
-  assert.throws(() => makePlan({ sampler: 'lcm', steps: 60 }), { code: 'INVALID_INPUT', message: /60/ });
-  assert.throws(() => makePlan({ sampler: 'nope' as SamplerName, steps: 8 }), { code: 'INVALID_INPUT', message: /nope/ });
-  assert.throws(() => makePlan({ sampler: 'euler', steps: 0 }), { code: 'INVALID_INPUT' });
+test('requests the contract refuses are engine invariants here: INTERNAL with the bad value', () => {
+  assert.throws(() => makePlan({ sampler: 'lcm', steps: 60 }), { code: 'INTERNAL', message: /60/ });
+  assert.throws(() => makePlan({ sampler: 'nope' as SamplerName, steps: 8 }), { code: 'INTERNAL', message: /nope/ });
+  assert.throws(() => makePlan({ sampler: 'euler', steps: 0 }), { code: 'INTERNAL' });
   assert.throws(() => makePlan({ sampler: 'euler', steps: 8, spacing: 'odd' as TimestepSpacing }), { message: /odd/ });
-  assert.throws(() => makePlan({ sampler: 'euler', steps: 8, strength: 1.5 }), { code: 'INVALID_INPUT', message: /1\.5/ });
+  assert.throws(() => makePlan({ sampler: 'euler', steps: 8, strength: 1.5 }), { code: 'INTERNAL', message: /1\.5/ });
 });

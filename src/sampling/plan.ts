@@ -83,9 +83,7 @@ const SIGMA_SAMPLERS: ReadonlySet<SamplerName> = new Set(['euler', 'euler_ancest
 export function makePlan(req: PlanRequest): SamplePlan {
   const { sampler, steps, spacing = 'leading', strength = 1, schedule = SDXL_SCHEDULE } = req;
   if (!TIMESTEP_SPACINGS.includes(spacing)) {
-    throw new AtelierError('INVALID_INPUT', `unknown timestep spacing ${JSON.stringify(spacing)}`, {
-      field: 'timestep_spacing',
-    });
+    throw new AtelierError('INTERNAL', `unknown timestep spacing ${JSON.stringify(spacing)}`); // the contract's table lists them
   }
   const ac = cumprod(betasScaledLinear(schedule.betaStart, schedule.betaEnd, schedule.trainSteps));
   const sAll = sigmasAll(ac);
@@ -135,7 +133,7 @@ export function makePlan(req: PlanRequest): SamplePlan {
       fullS = fullT.map((t) => sAll[t]);
       break;
     default:
-      throw new AtelierError('INVALID_INPUT', `unknown sampler ${JSON.stringify(sampler)}`, { field: 'sampler' });
+      throw new AtelierError('INTERNAL', `unknown sampler ${JSON.stringify(sampler)}`); // the contract's table lists them
   }
 
   const space = SIGMA_SAMPLERS.has(sampler) ? 'sigma' : 'vp';

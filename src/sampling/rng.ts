@@ -45,7 +45,7 @@ export class TorchGenerator implements NoiseSource {
   /** `seed`: an integer 0 … 2^53−1 (like PyTorch, only its low 32 bits seed mt19937) */
   constructor(seed: number) {
     if (!Number.isSafeInteger(seed) || seed < 0) {
-      throw new AtelierError('INVALID_INPUT', `seed must be an integer in 0 … 2^53-1, got ${seed}`, { field: 'seed' });
+      throw new AtelierError('INTERNAL', `seed must be an integer in 0 … 2^53-1, got ${seed}`); // an engine invariant: the contract checks it
     }
     this.seedValue = seed;
     const mt = this.mt;

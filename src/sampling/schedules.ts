@@ -6,6 +6,7 @@
  * "Common Diffusion Noise Schedules and Sample Steps are Flawed" (arXiv:2305.08891) table 2 for the spacings.
  */
 import { AtelierError } from '../contract/errors.ts';
+import { LCM_ORIGINAL_STEPS } from '../contract/tables.ts';
 import { fma32 } from './f32-math.ts';
 
 const fr = Math.fround;
@@ -134,12 +135,11 @@ export function dpmTimesteps(spacing: Spacing, steps: number, opts: TimestepOpti
  * reversed, sampled at floor(linspace(0, len, N, endpoint=False)). Requires N ≤ originalSteps (diffusers raises too).
  */
 export function lcmTimesteps(steps: number, opts: { trainSteps?: number; originalSteps?: number } = {}): number[] {
-  const { trainSteps = 1000, originalSteps = 50 } = opts;
+  const { trainSteps = 1000, originalSteps = LCM_ORIGINAL_STEPS } = opts;
   assertSteps(steps);
   if (steps > originalSteps) {
-    throw new AtelierError('INVALID_INPUT', `the lcm sampler supports at most ${originalSteps} steps, got ${steps}`, {
-      field: 'steps',
-    });
+    // refused at submit (contract/check-inputs.ts); reaching here is a caller's bug
+    throw new AtelierError('INTERNAL', `the lcm sampler supports at most ${originalSteps} steps, got ${steps}`);
   }
   const k = Math.floor(trainSteps / originalSteps);
   const origin = range(originalSteps).map((i) => (i + 1) * k - 1).reverse();
@@ -216,7 +216,7 @@ export interface StrengthStart {
 export function strengthToStart(steps: number, strength: number): StrengthStart {
   assertSteps(steps);
   if (!(strength > 0 && strength <= 1)) {
-    throw new AtelierError('INVALID_INPUT', `strength must be in (0, 1], got ${strength}`, { field: 'strength' });
+    throw new AtelierError('INTERNAL', `strength must be in (0, 1], got ${strength}`); // an engine invariant: the contract checks it
   }
   const initTimestep = Math.min(Math.floor(steps * strength), steps);
   const tStart = Math.min(steps - initTimestep, steps - 1);
@@ -225,7 +225,7 @@ export function strengthToStart(steps: number, strength: number): StrengthStart 
 
 function assertSteps(steps: number): void {
   if (!Number.isInteger(steps) || steps < 1) {
-    throw new AtelierError('INVALID_INPUT', `steps must be a positive integer, got ${steps}`, { field: 'steps' });
+    throw new AtelierError('INTERNAL', `steps must be a positive integer, got ${steps}`); // an engine invariant: the contract checks it
   }
 }
 

@@ -21,7 +21,7 @@ export function registerOpsRoutes(app: FastifyInstance): void {
   /** What this server can serve locally: checkpoints (choose with `model`), LoRAs and embeddings (by name in `path`). */
   app.get('/v1/models', async () => {
     const ctx = app.atelier;
-    const m = modelChoice(ctx.engine, ctx.config.defaultModel);
+    const m = modelChoice(ctx.engine, ctx.config.engine.defaultModel);
     return {
       checkpoints: ctx.engine.listModels().map((x) => ({ name: x.name, layout: x.layout, is_test_model: x.isTestModel, default: x.name === m.default })),
       loras: listLocalAdapters(ctx.adapterDirs.loras, ctx.adapterDirs.known.loras),
@@ -36,13 +36,13 @@ export function registerOpsRoutes(app: FastifyInstance): void {
 
   app.get('/openapi.json', { config: { public: true } }, async (request) => {
     const ctx = app.atelier;
-    const m = modelChoice(ctx.engine, ctx.config.defaultModel);
+    const m = modelChoice(ctx.engine, ctx.config.engine.defaultModel);
     return openApiDocument(m.names, m.default, ctx.config.publicUrl ?? `${request.protocol}://${request.host}`);
   });
 
   app.get('/docs', { config: { public: true } }, async (_request, reply) => {
     const ctx = app.atelier;
-    const m = modelChoice(ctx.engine, ctx.config.defaultModel);
+    const m = modelChoice(ctx.engine, ctx.config.engine.defaultModel);
     return reply.type('text/html; charset=utf-8').send(docsPage(m.names, m.default));
   });
 }

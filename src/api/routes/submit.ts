@@ -63,7 +63,7 @@ async function submit(
 ): Promise<Job> {
   const ctx = app.atelier;
   if (ctx.limiter) ctx.limiter.take(request.caller ?? `ip-${request.ip}`);
-  const wire = validateInput(endpoint, request.body, ctx.engine, ctx.config.defaultModel);
+  const wire = validateInput(endpoint, request.body, ctx.engine, ctx.config.engine.defaultModel);
   const webhookUrl = webhookText === undefined ? undefined : (await vetWebhookUrl(webhookText, ctx.allow)).href;
   const { input, inputImage } = await prepareJob(endpoint, wire, {
     engine: ctx.engine,

@@ -1,8 +1,10 @@
 /**
- * A small schema language for the HTTP boundary: one table per endpoint drives validation
- * (messages quote the value and what is allowed), unknown-field rejection, defaults, and the OpenAPI document.
+ * A small schema language: the request field table (fields.ts) drives validation (messages quote the value and
+ * what is allowed), unknown-field rejection, defaults, the OpenAPI document and the CLI flags.
  * Issues follow the FastAPI / pydantic v2 shape (`loc`, `msg`, `type`, `input`, `ctx`).
  */
+
+import { AtelierError, type ErrorCode } from './errors.ts';
 
 export type FieldType =
   | { kind: 'string'; enum?: readonly string[]; minLength?: number; maxLength?: number; format?: 'uri' }
@@ -130,6 +132,15 @@ export function validateValue(v: unknown, t: FieldType, loc: (string | number)[]
   }
 }
 
+/** What a type allows, in words: `1 – 65`, `euler, heun`, `non-empty`… (for docs pages and `--help`). */
+export function describeAllowed(t: FieldType): string {
+  if (t.kind === 'string') return t.enum ? t.enum.join(', ') : t.minLength ? 'non-empty' : '';
+  if (t.kind === 'integer' || t.kind === 'number') return range(t);
+  if (t.kind === 'oneOf') return t.describe;
+  if (t.kind === 'array') return `up to ${t.maxItems} × ${t.items.kind === 'object' ? `{${t.items.fields.map((f) => f.name).join(', ')}}` : t.items.kind}`;
+  return t.kind === 'boolean' ? 'true, false' : '';
+}
+
 /** The first issue as an error message, e.g. `strength: 1.5 is out of range; allowed 0.05 – 1`. */
 export function fieldPath(loc: readonly (string | number)[]): string {
   return loc
@@ -206,4 +217,16 @@ function editDistance(a: string, b: string): number {
     prev = cur;
   }
   return prev[b.length]!;
+}
+
+/** A failed validation: the first issue is the headline, all issues go to `detail`. */
+export class ValidationFailed extends AtelierError {
+  readonly issues: Issue[];
+  constructor(issues: Issue[]) {
+    const first = issues[0]!;
+    const code: ErrorCode = first.type === 'extra_forbidden' ? 'UNKNOWN_FIELD' : 'INVALID_INPUT';
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''}, see detail)` : '';
+    super(code, `${first.msg}${more}`, { field: fieldPath(first.loc) || undefined });
+    this.issues = issues;
+  }
 }
