@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SamplerName, TimestepSpacing } from '../contract/types.ts';
+import { TIMESTEP_SPACINGS } from '../contract/tables.ts';
 import { addNoise, initialLatents, makePlan } from './plan.ts';
 import { TorchGenerator } from './rng.ts';
 import { loadTrace } from './test-fixtures.ts';
 
 const SAMPLERS: SamplerName[] = ['euler', 'euler_ancestral', 'heun', 'dpmpp_2m', 'dpmpp_2m_karras', 'dpmpp_sde_karras', 'ddim', 'lcm'];
-const SPACINGS: TimestepSpacing[] = ['leading', 'linspace', 'trailing'];
+const SPACINGS = TIMESTEP_SPACINGS;
 
 test('every sampler × spacing × step count gives a consistent plan', () => {
   for (const sampler of SAMPLERS) {

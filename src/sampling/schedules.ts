@@ -6,12 +6,12 @@
  * "Common Diffusion Noise Schedules and Sample Steps are Flawed" (arXiv:2305.08891) table 2 for the spacings.
  */
 import { AtelierError } from '../contract/errors.ts';
-import { LCM_ORIGINAL_STEPS } from '../contract/tables.ts';
+import { LCM_ORIGINAL_STEPS, type TimestepSpacing } from '../contract/tables.ts';
 import { fma32 } from './f32-math.ts';
 
 const fr = Math.fround;
 
-export type Spacing = 'leading' | 'linspace' | 'trailing';
+type Spacing = TimestepSpacing;
 
 export interface TimestepOptions {
   /** added to "leading" timesteps (SDXL: 1) */
