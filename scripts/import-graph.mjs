@@ -6,16 +6,20 @@ import path from 'node:path';
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const src = path.join(root, 'src');
 
-/** Layers from top to bottom; a module may import its own folder and any folder below its own. */
+/** Layers from top to bottom; a module may import its own folder and any folder below its own (never a sibling's). */
 export const LAYERS = [
   ['cli'],
   ['api'],
   ['jobs'],
   ['engine'],
-  ['adapters', 'pipeline'],
-  ['sampling', 'quant'],
+  ['pipeline'],
+  ['adapters'],
+  ['quant'],
+  ['sampling'],
   ['networks'],
-  ['tokenizer', 'images', 'onnx'],
+  ['tokenizer'],
+  ['images'],
+  ['onnx'],
   ['weights'],
   ['contract', 'errors.ts', 'paths.ts'],
 ];
