@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { VaeDecoder, VaeEncoder, type VaeSource } from '../src/networks/vae.ts';
+import { VaeDecoder, VaeEncoder, vaeScaleFactor, type VaeSource } from '../src/networks/vae.ts';
 import { readSafetensorsHeader, tensorRefOf } from '../src/weights/safetensors.ts';
 import type { TensorRef, VaeConfig } from '../src/weights/types.ts';
 
@@ -159,7 +159,7 @@ async function child(kind: 'decode' | 'encode', optimization: 'all' | 'extended'
   const net = kind === 'decode' ? await VaeDecoder.create(src, settings) : await VaeEncoder.create(src, settings);
   const createS = (performance.now() - t0) / 1000;
   const rssAfterCreateMB = process.memoryUsage().rss / 2 ** 20;
-  const h = size / 8;
+  const h = size / vaeScaleFactor(SDXL_VAE);
   const input = kind === 'decode' ? randomInput(4 * h * h, 7, 1.7) : randomInput(3 * size * size, 8, 1);
   const runsS: number[] = [];
   const cpuS: number[] = [];

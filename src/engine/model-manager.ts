@@ -7,7 +7,7 @@ import { AtelierError } from '../contract/errors.ts';
 import { loadModel } from '../weights/load-model.ts';
 import { TextEncoder } from '../networks/clip-text.ts';
 import { UNet } from '../networks/unet.ts';
-import { VaeDecoder, VaeEncoder } from '../networks/vae.ts';
+import { VaeDecoder, VaeEncoder, vaeScaleFactor } from '../networks/vae.ts';
 import { ClipTokenizer } from '../tokenizer/clip-bpe.ts';
 import { DEFAULT_MAX_BATCH_LATENT_PIXELS, type PipelineModel } from '../pipeline/generate.ts';
 import type { SdxlModel, WeightPrecision } from '../weights/types.ts';
@@ -73,9 +73,10 @@ export async function openModel(name: string, source: string, opts: OpenOptions)
     vaeDecoder,
     scalingFactor: model.config.vae.scalingFactor,
     latentChannels: model.config.vae.latentChannels,
+    vaeScaleFactor: vaeScaleFactor(model.config.vae),
     ...(opts.oneShot
       ? {
-          // memory first: above ~724² the CFG pair goes through the UNet one sample at a time
+          // memory first: above 128²/2 latent cells (SDXL: ~724² px) the CFG pair goes through the UNet one sample at a time
           maxBatchLatentPixels: DEFAULT_MAX_BATCH_LATENT_PIXELS / 2,
           afterConditioning: async () => Promise.all([te1.release(), te2.release()]).then(() => undefined),
           afterDenoising: async () => Promise.all([unet.release(), vaeEncoder.release()]).then(() => undefined),
