@@ -41,8 +41,12 @@ export interface OpenOptions {
   oneShot?: boolean;
 }
 
-export async function openModel(name: string, source: string, opts: OpenOptions): Promise<LoadedModel> {
-  const model = await loadModel(source, { cacheDir: opts.cacheDir, weights: opts.weights });
+/** A checkpoint path, or a path with the diffusers config folder a single file needs (`loadModel`'s `config`). */
+export type ModelSource = string | { path: string; config?: string };
+
+export async function openModel(name: string, source: ModelSource, opts: OpenOptions): Promise<LoadedModel> {
+  const { path: file, config } = typeof source === 'string' ? { path: source, config: undefined } : source;
+  const model = await loadModel(file, { cacheDir: opts.cacheDir, weights: opts.weights, ...(config !== undefined ? { config } : {}) });
   const s = { ...opts.settings, lora: opts.lora ?? true };
   // With 16-bit weights (the memory-lean mode) the networks that run once per generation give their activation
   // memory back after each run, so that it does not add to the UNet's during denoising (text encoders) or to the
@@ -112,7 +116,7 @@ export class ModelManager {
   private loading = new Map<string, Promise<LoadedModel>>();
 
   constructor(
-    private readonly sources: Map<string, string>,
+    private readonly sources: Map<string, ModelSource>,
     private readonly opts: OpenOptions & { maxLoaded: number },
   ) {}
 
