@@ -44,6 +44,9 @@ const SPEC: FlagSpec = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
+// --config (kept apart from the table above): the diffusers config folder of a single-file checkpoint
+SPEC.config = { type: 'string', help: 'diffusers config folder (unet/, vae/, text_encoder/, text_encoder_2/ config.json) for a single-file --model whose widths are not SDXL\'s' };
+
 function num(v: unknown, name: string, def: number, min: number, max: number, integer = false): number {
   const x = v === undefined ? def : (v as number);
   if (x < min || x > max || (integer && !Number.isInteger(x))) {
@@ -120,7 +123,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   };
 
   const engine = await createEngine({
-    models: [{ name: path.basename(modelPath), path: modelPath }],
+    models: [{ name: path.basename(modelPath), path: modelPath, ...(f.config ? { config: path.resolve(f.config as string) } : {}) }],
     dataDir,
     threads: f.threads as number | undefined,
     device: oneOf(f.device ?? process.env.ATELIER_DEVICE, 'device', ['cpu', 'cuda', 'tensorrt', 'webgpu'] as const, 'cpu'),

@@ -18,7 +18,7 @@ import type { Engine } from '../contract/types.ts';
 import { AtelierError } from '../contract/errors.ts';
 
 export interface EngineFactoryOptions {
-  models: { name: string; path: string; isTestModel?: boolean }[];
+  models: { name: string; path: string; isTestModel?: boolean; config?: string }[];
   defaultModel?: string;
   dataDir: string;
   threads?: number;
@@ -120,8 +120,8 @@ function running(config: ServerConfig, app: FastifyInstance, engine: Engine, unl
 async function resolveModels(
   config: ServerConfig,
   deps: ServeDeps,
-): Promise<{ models: { name: string; path: string; isTestModel?: boolean }[]; discovered: DiscoveredAdapters }> {
-  const models: { name: string; path: string; isTestModel?: boolean }[] = [...config.models];
+): Promise<{ models: { name: string; path: string; isTestModel?: boolean; config?: string }[]; discovered: DiscoveredAdapters }> {
+  const models: { name: string; path: string; isTestModel?: boolean; config?: string }[] = [...config.models];
   const discovered: DiscoveredAdapters = { loras: [], embeddings: [] };
   if (config.modelsDir) {
     const found = await discoverModels(config.modelsDir);

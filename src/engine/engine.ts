@@ -9,7 +9,7 @@ import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
 import type { Engine, GenerateOptions, GenerateRequest, GenerateResult, ModelInfo } from '../contract/types.ts';
 
 export interface EngineOptions {
-  models: { name: string; path: string; isTestModel?: boolean }[];
+  models: { name: string; path: string; isTestModel?: boolean; config?: string }[];
   defaultModel?: string;
   dataDir: string;
   threads?: number;

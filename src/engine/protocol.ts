@@ -5,7 +5,8 @@ import type { UNetQuantization } from '../networks/quantize.ts';
 import type { GenerateRequest, GenerateResult, ModelInfo, ProgressEvent } from '../contract/types.ts';
 
 export interface WorkerInit {
-  models: { name: string; path: string; isTestModel?: boolean }[];
+  /** config: a diffusers config folder for a single-file checkpoint (weights/load-model.ts `config`) */
+  models: { name: string; path: string; isTestModel?: boolean; config?: string }[];
   defaultModel?: string;
   dataDir: string;
   threads?: number;

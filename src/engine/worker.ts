@@ -16,7 +16,7 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 const send = (m: FromWorker) => port.postMessage(m);
 
-const sources = new Map(init.models.map((m) => [m.name, m.path]));
+const sources = new Map(init.models.map((m) => [m.name, { path: m.path, config: m.config }]));
 const defaultModel = init.defaultModel ?? init.models[0]?.name;
 const manager = new ModelManager(sources, {
   cacheDir: path.join(init.dataDir, 'cache'),

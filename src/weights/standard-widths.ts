@@ -57,12 +57,12 @@ export function unknownWidths(configs: Configs, hasJson: Record<ComponentName, b
 export function refuseUnknownWidths(source: string, configs: Configs, hasJson: Record<ComponentName, boolean>): void {
   const bad = unknownWidths(configs, hasJson);
   if (bad.length === 0) return;
-  const what = bad.map((c) => `${RULES[c].label} ${RULES[c].widthKey} [${RULES[c].widths(configs).join(', ')}]: ${RULES[c].cannot}`);
+  const what = bad.map((c) => `for ${RULES[c].label} ${RULES[c].widthKey} [${RULES[c].widths(configs).join(', ')}], ${RULES[c].cannot}`);
   const files = bad.map((c) => `${RULES[c].folder}/config.json`).join(', ');
   throw new AtelierError(
     'CHECKPOINT_INVALID',
     `"${source}" has widths that are not Stable Diffusion XL's, and tensor shapes cannot tell the rest of its architecture. `
-      + `Cannot infer ${what.join('; ')}. Pass the model's diffusers config folder (a folder holding unet/config.json, `
+      + `Cannot be inferred: ${what.join('; ')}. Pass the model's diffusers config folder (a folder holding unet/config.json, `
       + `vae/config.json, text_encoder/config.json and text_encoder_2/config.json; here ${files} matter), as diffusers' `
       + `from_single_file(config=...) takes it: --config DIR (atelier generate / parity), "config" on the model entry, `
       + `or loadModel(source, { config }).`,
