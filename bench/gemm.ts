@@ -6,6 +6,7 @@
  */
 import { GraphBuilder, MS_DOMAIN } from '../src/onnx/graph.ts';
 import { Session } from '../src/onnx/session.ts';
+import { uniform } from './random.ts';
 
 export interface GemmResult {
   shape: string;
@@ -13,18 +14,6 @@ export interface GemmResult {
   bestS: number;
   runsS: number[];
   fusedTransBGflops: number;
-}
-
-function seeded(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    a[i] = (s >>> 0) / 4294967296 - 0.5;
-  }
-  return a;
 }
 
 async function timeGraph(g: GraphBuilder, a: Float32Array, dims: number[], settings: { threads: number; optimization?: 'all' | 'extended'; prepacking?: boolean }, runs: number): Promise<number[]> {
@@ -51,10 +40,10 @@ function chainGraph(name: string, m: number, k: number, n: number, fused: boolea
   for (let l = 0; l < CHAIN; l++) {
     const [rows, cols] = l % 2 === 0 ? [k, n] : [n, k]; // this product maps rows → cols features
     if (fused) {
-      const w = g.constF32(seeded(rows * cols, 2 + l), [cols, rows]);
+      const w = g.constF32(uniform(rows * cols, 2 + l, 0.5), [cols, rows]);
       y = g.op('FusedMatMul', [y, w], { transB: 1 }, { domain: MS_DOMAIN }); // [m, cols]
     } else {
-      y = g.op('MatMul', [y, g.constF32(seeded(rows * cols, 2 + l), [rows, cols])]); // [m, cols]
+      y = g.op('MatMul', [y, g.constF32(uniform(rows * cols, 2 + l, 0.5), [rows, cols])]); // [m, cols]
     }
   }
   g.output(g.op('ReduceSum', [y], { keepdims: 0 }), 'y', 'float32', []);
@@ -67,7 +56,7 @@ export async function measureGemm(settings: { threads: number; optimization?: 'a
   const n = opts.n ?? 5120;
   const runs = opts.runs ?? 10;
   const flops = CHAIN * 2 * m * n * k;
-  const a = seeded(m * k, 1);
+  const a = uniform(m * k, 1, 0.5);
   const plain = await timeGraph(chainGraph('gemm', m, k, n, false), a, [m, k], settings, runs);
   const fused = await timeGraph(chainGraph('gemm_t', m, k, n, true), a, [m, k], settings, runs);
   const best = Math.min(...plain);

@@ -2,21 +2,15 @@
 import type { GenerateRequest, RgbImage } from '../src/contract/types.ts';
 import { textEmbedDim, type UNetInputs } from '../src/networks/unet.ts';
 import type { UNetConfig } from '../src/weights/types.ts';
+import { vaeScaleFactor } from '../src/weights/vae-scale-factor.ts';
+import { FULL_CONFIGS } from '../src/weights/test-model-spec.ts';
+import { uniform } from './random.ts';
 
-export function uniform(n: number, seed: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    a[i] = ((s >>> 0) / 2147483648 - 1) * scale;
-  }
-  return a;
-}
+/** The benchmark's model is SDXL: latent cells → pixels (the size time ids) by its VAE's factor. */
+const SDXL_VAE_SCALE = vaeScaleFactor(FULL_CONFIGS.vae);
 
-/** One CFG UNet call: batch 2 (negative + positive), latents h × w, 77 tokens. */
-export function unetInputs(c: UNetConfig, h: number, w: number, batch = 2): UNetInputs {
+/** The UNet inputs of every bench: one CFG call, batch 2 (negative + positive), latents h × w, 77 tokens; seeds 7, 8, 9. */
+export function unetInputs(c: UNetConfig, h: number, w: number, batch = 2, vaeScale = SDXL_VAE_SCALE): UNetInputs {
   const seq = 77;
   return {
     sample: uniform(batch * c.inChannels * h * w, 7),
@@ -27,7 +21,7 @@ export function unetInputs(c: UNetConfig, h: number, w: number, batch = 2): UNet
     encoderHiddenStates: uniform(batch * seq * c.crossAttentionDim, 8),
     seqLen: seq,
     textEmbeds: uniform(batch * textEmbedDim(c), 9),
-    timeIds: new Float32Array(Array.from({ length: batch }, () => [8 * h, 8 * w, 0, 0, 8 * h, 8 * w]).flat()),
+    timeIds: new Float32Array(Array.from({ length: batch }, () => [vaeScale * h, vaeScale * w, 0, 0, vaeScale * h, vaeScale * w]).flat()),
   };
 }
 

@@ -8,22 +8,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { LoraSlot } from '../src/networks/blocks.ts';
 import { writeSafetensors, type WriteEntry } from '../src/weights/safetensors.ts';
+import { uniform } from './random.ts';
 
 /** The slots a kohya "all transformer linears" LoRA touches. */
 export function transformerLinearSlots(slots: readonly LoraSlot[]): LoraSlot[] {
   return slots.filter((s) => s.kind === 'linear' && s.module.includes('.attentions.'));
-}
-
-function uniform(n: number, seed: number, scale: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    a[i] = ((s >>> 0) / 2147483648 - 1) * scale;
-  }
-  return a;
 }
 
 /** Writes the file unless it exists; returns the number of modules and parameters. */

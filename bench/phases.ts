@@ -22,7 +22,8 @@ import { TorchGenerator } from '../src/sampling/rng.ts';
 import { sessionSettings, type BenchOptions } from './args.ts';
 import { unetFlops } from './flops.ts';
 import { measureGemm } from './gemm.ts';
-import { PROMPT, randomImage, request, uniform, unetInputs } from './inputs.ts';
+import { PROMPT, randomImage, request, unetInputs } from './inputs.ts';
+import { uniform } from './random.ts';
 import { ensureRandomLora, transformerLinearSlots } from './lora-file.ts';
 import { currentRssGB, peakRssGB } from './system.ts';
 

@@ -14,23 +14,13 @@ import os from 'node:os';
 import { Session } from '../src/onnx/session.ts';
 import { quantizeBlockwise, quantizeInt8PerColumn, quantizeInt8PerRow } from '../src/networks/quantize.ts';
 import { MiniModel } from './quant-mini-model.ts';
+import { uniform01 as rng } from './random.ts';
 
 const MS = 'com.microsoft';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
-
-/** Seeded xorshift32 → uniform [0, 1); benchmark data only. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
 }
 
 /** Outlier factor of every 50th activation channel (--outliers, default 10; 1 = plain Gaussian). */

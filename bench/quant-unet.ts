@@ -18,6 +18,7 @@ import { UNet } from '../src/networks/unet.ts';
 import { unetConfigFromShapes } from '../src/weights/config-from-shapes.ts';
 import { readSafetensorsHeader, tensorRefOf } from '../src/weights/safetensors.ts';
 import type { SdxlModel, TensorRef } from '../src/weights/types.ts';
+import { unetInputs } from './inputs.ts';
 
 const self = fileURLToPath(import.meta.url);
 const repoRoot = path.resolve(path.dirname(self), '..');
@@ -30,17 +31,6 @@ function arg(name: string, fallback: string): string {
 const file = arg('file', '/tmp/atelier-full-unet/unet/diffusion_pytorch_model.safetensors');
 const cacheDir = arg('cache', '/tmp/atelier-quant-cache');
 const refOut = path.join(cacheDir, 'fp32-out.bin');
-
-function uniformFill(a: Float32Array, seed: number, scale: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < a.length; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    a[i] = ((s >>> 0) / 2147483648 - 1) * scale;
-  }
-  return a;
-}
 
 async function child(kind: 'fp32' | QuantScheme): Promise<void> {
   const runs = Number(arg('runs', '2'));
@@ -62,18 +52,7 @@ async function child(kind: 'fp32' | QuantScheme): Promise<void> {
   const t1 = performance.now();
   const unet = await UNet.create(model, { threads: 2, optimization: arg('opt', 'all') as 'all', prepacking: arg('prepack', 'on') === 'on' });
   const createS = (performance.now() - t1) / 1000;
-  const seq = 77;
-  const inputs = {
-    sample: uniformFill(new Float32Array(batch * config.inChannels * size * size), 7, 1),
-    batch,
-    height: size,
-    width: size,
-    timestep: new Float32Array(batch).fill(500),
-    encoderHiddenStates: uniformFill(new Float32Array(batch * seq * config.crossAttentionDim), 8, 1),
-    seqLen: seq,
-    textEmbeds: uniformFill(new Float32Array(batch * (config.projectionClassEmbeddingsInputDim - 6 * config.addTimeEmbedDim)), 9, 1),
-    timeIds: new Float32Array(Array.from({ length: batch }, () => [8 * size, 8 * size, 0, 0, 8 * size, 8 * size]).flat()),
-  };
+  const inputs = unetInputs(config, size, size, batch);
   const times: number[] = [];
   const loads: number[] = [];
   let out: Float32Array = new Float32Array(0);

@@ -19,6 +19,8 @@ import { unetConfigFromShapes } from '../src/weights/config-from-shapes.ts';
 import { loadModel } from '../src/weights/load-model.ts';
 import { readSafetensorsHeader, tensorRefOf, writeSafetensors, type WriteEntry } from '../src/weights/safetensors.ts';
 import type { SdxlModel, TensorRef } from '../src/weights/types.ts';
+import { unetInputs } from './inputs.ts';
+import { uniformFill } from './random.ts';
 
 const self = fileURLToPath(import.meta.url);
 const repoRoot = path.resolve(path.dirname(self), '..');
@@ -104,18 +106,6 @@ function sdxlUNetShapes(): [string, Shape][] {
   return out;
 }
 
-/** Seeded xorshift32 uniform in [−1, 1); benchmark data only. */
-function uniformFill(a: Float32Array, seed: number, scale: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < a.length; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    a[i] = ((s >>> 0) / 2147483648 - 1) * scale;
-  }
-  return a;
-}
-
 /** Random weights scaled like a trained net (activations stay O(1): no overflow, no denormals). */
 async function writeUNetOnly(file: string): Promise<void> {
   fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -171,18 +161,7 @@ async function child(opt: 'all' | 'extended', prepacking: boolean): Promise<void
   const dc0 = process.cpuUsage(c0);
   const createCpuS = (dc0.user + dc0.system) / 1e6;
   const rssAfterCreate = gb(process.resourceUsage().maxRSS);
-  const seq = 77;
-  const inputs = {
-    sample: uniformFill(new Float32Array(batch * c.inChannels * size * size), 7, 1),
-    batch,
-    height: size,
-    width: size,
-    timestep: new Float32Array(batch).fill(500),
-    encoderHiddenStates: uniformFill(new Float32Array(batch * seq * c.crossAttentionDim), 8, 1),
-    seqLen: seq,
-    textEmbeds: uniformFill(new Float32Array(batch * (c.projectionClassEmbeddingsInputDim - 6 * c.addTimeEmbedDim)), 9, 1),
-    timeIds: new Float32Array(Array.from({ length: batch }, () => [8 * size, 8 * size, 0, 0, 8 * size, 8 * size]).flat()),
-  };
+  const inputs = unetInputs(c, size, size, batch);
   const times: number[] = [];
   const cpu: number[] = [];
   let finite = true;

@@ -11,9 +11,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { VaeDecoder, VaeEncoder, type VaeSource } from '../src/networks/vae.ts';
+import { VaeDecoder, VaeEncoder, vaeScaleFactor, type VaeSource } from '../src/networks/vae.ts';
 import { readSafetensorsHeader, tensorRefOf } from '../src/weights/safetensors.ts';
 import type { TensorRef, VaeConfig } from '../src/weights/types.ts';
+import { uniform, uniformFill } from './random.ts';
 
 const SDXL_VAE: VaeConfig = {
   inChannels: 3,
@@ -76,18 +77,6 @@ function vaeTensorShapes(cfg: VaeConfig): [string, Shape][] {
   return out;
 }
 
-/** Seeded uniform generator (mulberry32); benchmark data only. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Writes the random fp32 VAE (norm weights 1, biases 0, others uniform with variance 1/fan_in). */
 function generateWeights(file: string): void {
   const shapes = vaeTensorShapes(SDXL_VAE);
@@ -107,16 +96,15 @@ function generateWeights(file: string): void {
   len.writeBigUInt64LE(BigInt(json.length));
   fs.writeSync(fd, len);
   fs.writeSync(fd, json);
-  const rand = mulberry32(1234);
   let params = 0;
+  let seed = 1234;
   for (const [name, shape] of shapes) {
     const n = shape.reduce((a, c) => a * c, 1);
     params += n;
     const v = new Float32Array(n);
     if (name.endsWith('.weight') && shape.length === 1) v.fill(1);
     else if (!name.endsWith('.bias')) {
-      const a = Math.sqrt(3 / (n / shape[0]));
-      for (let i = 0; i < n; i++) v[i] = (2 * rand() - 1) * a;
+      uniformFill(v, seed++, Math.sqrt(3 / (n / shape[0])));
     }
     fs.writeSync(fd, new Uint8Array(v.buffer));
   }
@@ -130,13 +118,6 @@ async function source(): Promise<VaeSource> {
   const vae = new Map<string, TensorRef>();
   for (const name of header.tensors.keys()) vae.set(name, tensorRefOf(header, name));
   return { weights: { vae }, config: { vae: SDXL_VAE } };
-}
-
-function randomInput(n: number, seed: number, scale: number): Float32Array {
-  const rand = mulberry32(seed);
-  const v = new Float32Array(n);
-  for (let i = 0; i < n; i++) v[i] = (2 * rand() - 1) * scale;
-  return v;
 }
 
 interface Result {
@@ -159,8 +140,8 @@ async function child(kind: 'decode' | 'encode', optimization: 'all' | 'extended'
   const net = kind === 'decode' ? await VaeDecoder.create(src, settings) : await VaeEncoder.create(src, settings);
   const createS = (performance.now() - t0) / 1000;
   const rssAfterCreateMB = process.memoryUsage().rss / 2 ** 20;
-  const h = size / 8;
-  const input = kind === 'decode' ? randomInput(4 * h * h, 7, 1.7) : randomInput(3 * size * size, 8, 1);
+  const h = size / vaeScaleFactor(SDXL_VAE);
+  const input = kind === 'decode' ? uniform(4 * h * h, 7, 1.7) : uniform(3 * size * size, 8, 1);
   const runsS: number[] = [];
   const cpuS: number[] = [];
   let finite = true;

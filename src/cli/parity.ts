@@ -1,5 +1,5 @@
 /**
- * `atelier parity --model <folder-or-file> --trace <fixture.safetensors>`: feeds a diffusers reference fixture's
+ * `atelier parity --model <folder-or-file> [--config <diffusers-config-folder>] --trace <fixture.safetensors>`: feeds a diffusers reference fixture's
  * recorded inputs to our networks and prints one JSON line per stage, {"stage", "max_abs_err"}; exits 1 when a
  * stage exceeds the tolerance (1e-4).
  */
@@ -17,6 +17,7 @@ const SPEC: FlagSpec = {
   trace: { type: 'string', help: 'reference fixture (components.safetensors or a *_trace.safetensors)' },
   embedding: { type: 'string', help: 'textual-inversion file fed as extra token embeddings (ti_* traces)' },
   lora: { type: 'string', help: 'LoRA file:scale applied to text encoders and UNet (lora_* traces)' },
+  config: { type: 'string', help: 'diffusers config folder for a single-file --model whose widths are not SDXL\'s (as from_single_file(config=...))' },
   tolerance: { type: 'number', help: 'maximum absolute error per stage (default 1e-4)' },
   'cache-dir': { type: 'string', help: 'cache folder for converted weights (default: a temp folder)' },
   help: { type: 'boolean', help: 'show this help' },
@@ -30,7 +31,8 @@ export async function parityCommand(argv: string[]): Promise<void> {
   }
   const tolerance = (f.tolerance as number | undefined) ?? 1e-4;
   const cacheDir = (f['cache-dir'] as string | undefined) ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'atelier-parity-')));
-  const model = await loadModel(path.resolve(f.model), { cacheDir });
+  const config = typeof f.config === 'string' ? path.resolve(f.config) : undefined;
+  const model = await loadModel(path.resolve(f.model), { cacheDir, ...(config !== undefined ? { config } : {}) });
   const trace = await TraceFile.open(path.resolve(f.trace));
   let failed = 0;
   for await (const r of runParity(model, trace, {

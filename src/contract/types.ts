@@ -73,7 +73,7 @@ export interface ProgressEvent {
   total: number;
   elapsedMs: number;
   etaMs: number;
-  /** cheap linear latent→RGB preview at 1/8 resolution, when asked for */
+  /** cheap linear latent→RGB preview at latent resolution (1/the VAE scale factor: 1/8 for SDXL), when asked for */
   preview?: RgbImage;
 }
 

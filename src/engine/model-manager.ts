@@ -9,7 +9,7 @@ import { AtelierError } from '../contract/errors.ts';
 import { loadModel } from '../weights/load-model.ts';
 import { TextEncoder } from '../networks/clip-text.ts';
 import { UNet } from '../networks/unet.ts';
-import { VaeDecoder, VaeEncoder } from '../networks/vae.ts';
+import { VaeDecoder, VaeEncoder, vaeScaleFactor } from '../networks/vae.ts';
 import { ClipTokenizer } from '../tokenizer/clip-bpe.ts';
 import { DEFAULT_MAX_BATCH_LATENT_PIXELS, type PipelineModel } from '../pipeline/generate.ts';
 import type { SdxlModel, WeightPrecision } from '../weights/types.ts';
@@ -43,8 +43,12 @@ export interface OpenOptions {
   oneShot?: boolean;
 }
 
-export async function openModel(name: string, source: string, opts: OpenOptions): Promise<LoadedModel> {
-  const model = await loadModel(source, { cacheDir: opts.cacheDir, weights: opts.weights });
+/** A checkpoint path, or a path with the diffusers config folder a single file needs (`loadModel`'s `config`). */
+export type ModelSource = string | { path: string; config?: string };
+
+export async function openModel(name: string, source: ModelSource, opts: OpenOptions): Promise<LoadedModel> {
+  const { path: file, config } = typeof source === 'string' ? { path: source, config: undefined } : source;
+  const model = await loadModel(file, { cacheDir: opts.cacheDir, weights: opts.weights, ...(config !== undefined ? { config } : {}) });
   const s = { ...opts.settings, lora: opts.lora ?? true };
   // With 16-bit weights (the memory-lean mode) the networks that run once per generation give their activation
   // memory back after each run, so that it does not add to the UNet's during denoising (text encoders) or to the
@@ -75,9 +79,10 @@ export async function openModel(name: string, source: string, opts: OpenOptions)
     vaeDecoder,
     scalingFactor: model.config.vae.scalingFactor,
     latentChannels: model.config.vae.latentChannels,
+    vaeScaleFactor: vaeScaleFactor(model.config.vae),
     ...(opts.oneShot
       ? {
-          // memory first: above ~724² the CFG pair goes through the UNet one sample at a time
+          // memory first: above 128²/2 latent cells (SDXL: ~724² px) the CFG pair goes through the UNet one sample at a time
           maxBatchLatentPixels: DEFAULT_MAX_BATCH_LATENT_PIXELS / 2,
           afterConditioning: async () => Promise.all([te1.release(), te2.release()]).then(() => undefined),
           afterDenoising: async () => Promise.all([unet.release(), vaeEncoder.release()]).then(() => undefined),
@@ -123,11 +128,11 @@ export function openOptions(settings: EngineSettings): OpenOptions {
 export class ModelManager {
   private loaded = new Map<string, LoadedModel>();
   private loading = new Map<string, Promise<LoadedModel>>();
-  private readonly sources: Map<string, string>;
+  private readonly sources: Map<string, ModelSource>;
   private readonly opts: OpenOptions;
 
   constructor(private readonly engine: EngineSettings) {
-    this.sources = new Map(engine.models.map((m) => [m.name, m.path]));
+    this.sources = new Map(engine.models.map((m) => [m.name, { path: m.path, ...(m.config !== undefined ? { config: m.config } : {}) }]));
     this.opts = openOptions(engine);
   }
 

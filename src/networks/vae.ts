@@ -9,6 +9,7 @@
 import { AtelierError } from '../contract/errors.ts';
 import { GraphBuilder, type Value } from '../onnx/graph.ts';
 import type { TensorRef, VaeConfig } from '../weights/types.ts';
+import { vaeScaleFactor } from '../weights/vae-scale-factor.ts';
 import { attention, conv2d, groupNorm, has, linear, newContext, ref, silu, upsample2x, weight, type NetContext } from './blocks.ts';
 import { NetworkSession, type BuiltNetwork, type SessionSettings } from './runtime.ts';
 import { quantisableResnetConvs, type ConvMode } from './int8-conv.ts';
@@ -25,10 +26,7 @@ const EPS = 1e-6;
 const LOGVAR_MIN = -30;
 const LOGVAR_MAX = 20;
 
-/** Spatial reduction factor: one stride-2 downsample per level but the last (SDXL: 8). */
-export function vaeScaleFactor(cfg: VaeConfig): number {
-  return 2 ** (cfg.blockOutChannels.length - 1);
-}
+export { vaeScaleFactor };
 
 function checkConfig(cfg: VaeConfig): void {
   const ok = cfg.blockOutChannels.length > 0 && cfg.layersPerBlock > 0 && cfg.normNumGroups > 0 && cfg.latentChannels > 0
@@ -161,7 +159,7 @@ function context(model: VaeSource, label: string, convs?: ConvMode): { ctx: NetC
   return { ctx: newContext(g, canonicalWeights(model.weights.vae), 'vae', false, convs), cfg };
 }
 
-/** Encoder graph: `image` [B, 3, H, W] in [−1, 1] → `mean`, `logvar` (clamped), `std` [B, latent, H/8, W/8]. */
+/** Encoder graph: `image` [B, 3, H, W] in [−1, 1] → `mean`, `logvar` (clamped), `std` [B, latent, H/f, W/f] (f = vaeScaleFactor). */
 export function buildVaeEncoderGraph(model: VaeSource): BuiltNetwork {
   const { ctx, cfg } = context(model, 'vae_encoder');
   const g = ctx.g;
@@ -189,7 +187,7 @@ export function buildVaeEncoderGraph(model: VaeSource): BuiltNetwork {
   return { graph: g, weights: model.weights.vae, loraSlots: ctx.loraSlots, label: 'vae_encoder' };
 }
 
-/** Decoder graph: `z` [B, latent, h, w] (already ÷ scaling factor) → `image` [B, 3, 8h, 8w], unclamped. */
+/** Decoder graph: `z` [B, latent, h, w] (already ÷ scaling factor) → `image` [B, 3, f·h, f·w] (f = vaeScaleFactor), unclamped. */
 /** `convs`: int8 resnet convolutions or calibration statistics (src/networks/int8-conv.ts) */
 export function buildVaeDecoderGraph(model: VaeSource, convs?: ConvMode): BuiltNetwork {
   const { ctx, cfg } = context(model, 'vae_decoder', convs);
@@ -242,7 +240,7 @@ export class VaeEncoder {
     return new VaeEncoder(session, model.config.vae);
   }
 
-  /** image [batch, 3, height, width] in [−1, 1] → posterior [batch, latent, height/8, width/8]. */
+  /** image [batch, 3, height, width] in [−1, 1] → posterior [batch, latent, height/f, width/f] (f = scaleFactor). */
   async encode(image: Float32Array, batch: number, height: number, width: number): Promise<Posterior> {
     const dims = [batch, 3, height, width];
     checkInput('vae encode image', image, dims, this.scaleFactor);
@@ -270,7 +268,7 @@ export class VaeDecoder {
     return new VaeDecoder(session, model.config.vae);
   }
 
-  /** z [batch, latent, h, w] (already ÷ scaling factor) → image [batch, 3, 8h, 8w], raw (about [−1, 1], unclamped). */
+  /** z [batch, latent, h, w] (already ÷ scaling factor) → image [batch, 3, f·h, f·w] (f = scaleFactor), raw (about [−1, 1], unclamped). */
   async decode(z: Float32Array, batch: number, h: number, w: number): Promise<Float32Array> {
     const dims = [batch, this.latentChannels, h, w];
     checkInput('vae decode latent', z, dims, 1);

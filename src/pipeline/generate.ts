@@ -10,7 +10,7 @@ import { makePlan, addNoise, initialLatents, sample } from '../sampling/index.ts
 import { applyCfg, rescaleNoiseCfg } from '../sampling/guidance.ts';
 import { buildConditioning, type EncoderSet } from './conditioning.ts';
 import { imageToTensor, tensorToImages, latentPreview } from './image-tensor.ts';
-import { decodeTiled, TILE_ABOVE_LATENT_CELLS, type TileOptions } from './vae-tiling.ts';
+import { decodeTiled, TILE_ABOVE_PIXELS, type TileOptions } from './vae-tiling.ts';
 
 type LoraFeeds = Record<string, { data: Float32Array; dims: readonly number[] }>;
 
@@ -22,6 +22,8 @@ export interface PipelineModel {
   vaeDecoder: { decode(z: Float32Array, batch: number, h: number, w: number): Promise<Float32Array> };
   scalingFactor: number;
   latentChannels: number;
+  /** the VAE's downscale factor (`vaeScaleFactor`, SDXL 8): latents are (height / f) × (width / f), sizes must be multiples of it */
+  vaeScaleFactor: number;
   /** UNet batch budget in latent pixels when the caller sets none (a one-shot model lowers it; see PipelineHooks) */
   maxBatchLatentPixels?: number;
   /** called once conditioning is built (a one-shot model releases its text encoders here) */
@@ -49,14 +51,18 @@ export interface PipelineHooks {
   trace?: (name: string, data: Float32Array) => void;
   /** 'truncate' reproduces diffusers for prompts over 75 tokens; 'chunk' (default) keeps every token */
   longPrompts?: 'truncate' | 'chunk';
-  /** UNet batch budget in latent pixels (batch × h × w); larger batches run in slices (default: one CFG 1024² image) */
+  /**
+   * UNet batch budget in latent cells (batch × h × w); larger batches run in slices. Counted in latent cells, not
+   * image pixels: the UNet's activation memory follows the latent size whatever the VAE's scale factor.
+   * Default: one CFG pair of 128 × 128 latents (a 1024² image with SDXL's factor 8).
+   */
   maxBatchLatentPixels?: number;
-  /** VAE decode in tiles: 'auto' (default) for images above ~900² px, where memory matters; 'on'; 'off' */
+  /** VAE decode in tiles: 'auto' (default) for images above ~900² px (TILE_ABOVE_PIXELS), where memory matters; 'on'; 'off' */
   vaeTiling?: 'auto' | 'on' | 'off';
   vaeTiles?: TileOptions;
 }
 
-/** By default one UNet call holds at most a CFG pair of 1024² latents (2 × 128 × 128): bounded activation memory. */
+/** By default one UNet call holds at most a CFG pair of 128 × 128 latents (SDXL: a 1024² image): bounded activation memory. */
 export const DEFAULT_MAX_BATCH_LATENT_PIXELS = 2 * 128 * 128;
 
 export function maxUnetBatch(h: number, w: number, budget = DEFAULT_MAX_BATCH_LATENT_PIXELS): number {
@@ -102,6 +108,22 @@ export interface PipelineOutput {
   timings: Record<string, number>;
 }
 
+/**
+ * The engine's own size check: the service snaps sizes to multiples of 8 (images/sizes.ts), but the latent size is
+ * the output size ÷ the model's VAE scale factor, so a size that is not a multiple of that factor is refused here.
+ */
+export function checkSize(width: number, height: number, factor: number): void {
+  const sides = { width, height };
+  const bad = (['width', 'height'] as const).filter((k) => !(Number.isInteger(sides[k]) && sides[k] > 0 && sides[k] % factor === 0));
+  if (bad.length === 0) return;
+  const what = bad.map((k) => `${k} ${sides[k]}`).join(' and ');
+  throw new AtelierError(
+    'INVALID_INPUT',
+    `${what} must be a positive multiple of ${factor} (this model's VAE scale factor: latents are 1/${factor} of the image size)`,
+    { field: bad[0] },
+  );
+}
+
 function checkAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new AtelierError('CANCELLED', 'the job was cancelled');
 }
@@ -111,9 +133,10 @@ export async function runPipeline(model: PipelineModel, req: GenerateRequest, ad
   const timings: Record<string, number> = {};
   const lap = (name: string, since: number) => (timings[name] = (performance.now() - since) / 1000);
   const { width, height, numImages: n } = req;
-  if (width % 8 !== 0 || height % 8 !== 0) throw new AtelierError('INTERNAL', `size ${width}×${height} is not a multiple of 8`);
-  const h = height / 8;
-  const w = width / 8;
+  const f = model.vaeScaleFactor;
+  checkSize(width, height, f);
+  const h = height / f;
+  const w = width / f;
   const c = model.latentChannels;
   const latentSize = n * c * h * w;
   const trace = hooks.trace ?? (() => {});
@@ -213,9 +236,9 @@ export async function runPipeline(model: PipelineModel, req: GenerateRequest, ad
     const z = new Float32Array(per);
     for (let j = 0; j < per; j++) z[j] = latents[i * per + j] / model.scalingFactor;
     if (i === 0) trace('vae/decode_input', z);
-    const tiled = (hooks.vaeTiling ?? 'auto') === 'on' || ((hooks.vaeTiling ?? 'auto') === 'auto' && h * w > TILE_ABOVE_LATENT_CELLS);
+    const tiled = (hooks.vaeTiling ?? 'auto') === 'on' || ((hooks.vaeTiling ?? 'auto') === 'auto' && height * width > TILE_ABOVE_PIXELS);
     const decoded = tiled
-      ? await decodeTiled(z, c, h, w, (tile, th, tw) => model.vaeDecoder.decode(tile, 1, th, tw), hooks.vaeTiles)
+      ? await decodeTiled(z, c, h, w, f, (tile, th, tw) => model.vaeDecoder.decode(tile, 1, th, tw), hooks.vaeTiles)
       : await model.vaeDecoder.decode(z, 1, h, w);
     if (i === 0) trace('vae/decode_output', decoded);
     for (let j = 0; j < decoded.length; j++) {

@@ -34,7 +34,7 @@ function roundHalfEven(x: number): number {
 
 /**
  * Cheap preview: a fixed linear map from SDXL's 4 latent channels to RGB (the community's "latent2rgb" factors),
- * at latent resolution (1/8 of the output), first image of the batch.
+ * at latent resolution (1/vaeScaleFactor of the output: 1/8 for SDXL), first image of the batch.
  */
 const LATENT_RGB: ReadonlyArray<readonly [number, number, number]> = [
   [0.3651, 0.4232, 0.4341],

@@ -5,18 +5,22 @@
  * statistics, so the result differs slightly from an untiled decode; small images are never tiled.
  * (The same idea as diffusers' `AutoencoderKL.tiled_decode`; this blend uses both-sided linear weights.)
  */
+import { AtelierError } from '../contract/errors.ts';
 
 export interface TileOptions {
-  /** tile side in latent cells (default 64 = 512 px) */
+  /** tile side in latent cells (default 64 = 512 px with SDXL's scale factor 8) */
   tile: number;
-  /** overlap between neighbouring tiles in latent cells (default 16 = 128 px) */
+  /** overlap between neighbouring tiles in latent cells (default 16 = 128 px with factor 8) */
   overlap: number;
 }
 
 export const DEFAULT_TILES: TileOptions = { tile: 64, overlap: 16 };
 
-/** Decode latents larger than this many cells (h·w) in tiles: 1024² (128×128) and above. */
-export const TILE_ABOVE_LATENT_CELLS = 112 * 112;
+/**
+ * Decode images larger than this many output pixels (H·W) in tiles: 1024² and above. Counted in pixels, not latent
+ * cells: the decoder's activation memory is dominated by its full-resolution layers, whatever the VAE's scale factor.
+ */
+export const TILE_ABOVE_PIXELS = 896 * 896;
 
 /** Start offsets of tiles of size `tile` covering `n` cells with at least `overlap` overlap. */
 export function tileStarts(n: number, tile: number, overlap: number): number[] {
@@ -37,18 +41,18 @@ function rampWeight(i: number, size: number, ramp: number, lowEdge: boolean, hig
 }
 
 /**
- * Decode one latent z [C, h, w] (batch 1) into [3, 8h, 8w] by tiles. `decode(tile, th, tw)` decodes a [1, C, th, tw]
- * latent into [1, 3, 8th, 8tw].
+ * Decode one latent z [C, h, w] (batch 1) into [3, f·h, f·w] by tiles, f = the VAE's scale factor
+ * (`vaeScaleFactor`). `decode(tile, th, tw)` decodes a [1, C, th, tw] latent into [1, 3, f·th, f·tw].
  */
 export async function decodeTiled(
   z: Float32Array,
   c: number,
   h: number,
   w: number,
+  f: number,
   decode: (tile: Float32Array, th: number, tw: number) => Promise<Float32Array>,
   opts: TileOptions = DEFAULT_TILES,
 ): Promise<Float32Array> {
-  const f = 8; // VAE scale factor
   const H = h * f;
   const W = w * f;
   const out = new Float32Array(3 * H * W);
@@ -67,9 +71,10 @@ export async function decodeTiled(
           tile.set(z.subarray(src, src + tw), ch * th * tw + y * tw); // [C, th, tw]
         }
       }
-      const img = await decode(tile, th, tw); // [1, 3, th·8, tw·8]
+      const img = await decode(tile, th, tw); // [1, 3, th·f, tw·f]
       const TH = th * f;
       const TW = tw * f;
+      if (img.length !== 3 * TH * TW) throw new AtelierError('INTERNAL', `VAE tile ${th}×${tw} decoded to ${img.length} values, expected 3×${TH}×${TW} (scale factor ${f})`);
       for (let y = 0; y < TH; y++) {
         const wy = rampWeight(y, TH, ramp, y0 === 0, y0 + th === h);
         for (let x = 0; x < TW; x++) {

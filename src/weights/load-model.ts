@@ -11,6 +11,8 @@ import { conversionFor, ensureFp32Component, sourceFingerprint } from './fp32-ca
 import { DIFFUSERS_PARTS, diffusersPadTokens, diffusersTokenizers, readDiffusersComponent } from './layouts/diffusers.ts';
 import { mapSingleFile } from './layouts/single-file.ts';
 import { readSafetensorsHeader } from './safetensors.ts';
+import { readConfigFolder } from './config-folder.ts';
+import { refuseUnknownWidths } from './standard-widths.ts';
 import type { ComponentName, SdxlModel, TensorRef, WeightPrecision } from './types.ts';
 
 export const COMPONENTS: readonly ComponentName[] = ['unet', 'vae', 'textEncoder1', 'textEncoder2'];
@@ -20,6 +22,12 @@ export interface LoadModelOptions {
   cacheDir: string;
   /** how UNet and text-encoder weights are held (default 'fp32') */
   weights?: WeightPrecision;
+  /**
+   * a diffusers config folder for a single-file checkpoint (as diffusers' `from_single_file(config=...)`): its
+   * component config.json files (and tokenizers, when present) replace the shape rules; required when the file's
+   * widths are not SDXL's (see standard-widths.ts)
+   */
+  config?: string;
 }
 
 type Weights = Record<ComponentName, Map<string, TensorRef>>;
@@ -80,6 +88,16 @@ export async function loadModel(source: string, opts: LoadModelOptions): Promise
   const kind = await detectSource(source);
   const abs = kind.layout === 'diffusers' ? kind.root : kind.file;
   const loaded = kind.layout === 'diffusers' ? await loadDiffusers(kind.root) : await loadSingleFile(kind.file);
+  if (opts.config !== undefined) {
+    if (kind.layout === 'diffusers') {
+      throw new AtelierError('INVALID_INPUT', `"${abs}" is a diffusers folder with its own config.json files; a config folder is only for a single-file checkpoint`, { field: 'config' });
+    }
+    const folder = await readConfigFolder(opts.config);
+    loaded.jsonConfigs = folder.configs;
+    loaded.files.push(...folder.files);
+    if (folder.tokenizers) loaded.tokenizers = folder.tokenizers;
+    loaded.padTokens = folder.padTokens;
+  }
   const fingerprint = await sourceFingerprint(abs, loaded.files);
   for (const component of COMPONENTS) {
     const dtype = conversionFor(component, loaded.weights[component], opts.weights ?? 'fp32');
@@ -91,18 +109,21 @@ export async function loadModel(source: string, opts: LoadModelOptions): Promise
   const w = loaded.weights;
   const cfg = loaded.jsonConfigs;
   const textEncoder2 = clipConfigFromShapes(w.textEncoder2, { config: cfg.textEncoder2, which: 2 });
+  const config: SdxlModel['config'] = {
+    unet: unetConfigFromShapes(w.unet, { config: cfg.unet, pooledDim: textEncoder2.projectionDim }),
+    vae: vaeConfigFromShapes(w.vae, { config: cfg.vae }),
+    textEncoder1: clipConfigFromShapes(w.textEncoder1, { config: cfg.textEncoder1, which: 1 }),
+    textEncoder2,
+  };
+  const hasJson = Object.fromEntries(COMPONENTS.map((c) => [c, !!cfg[c]])) as Record<ComponentName, boolean>;
+  refuseUnknownWidths(abs, config, hasJson);
   return {
     name: path.basename(abs).replace(/\.safetensors$/i, ''),
     source,
     layout: kind.layout,
     fingerprint,
     weights: w,
-    config: {
-      unet: unetConfigFromShapes(w.unet, { config: cfg.unet, pooledDim: textEncoder2.projectionDim }),
-      vae: vaeConfigFromShapes(w.vae, { config: cfg.vae }),
-      textEncoder1: clipConfigFromShapes(w.textEncoder1, { config: cfg.textEncoder1, which: 1 }),
-      textEncoder2,
-    },
+    config,
     tokenizers: loaded.tokenizers,
     componentRoots: loaded.roots,
     padTokens: loaded.padTokens,

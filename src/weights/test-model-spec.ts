@@ -181,6 +181,21 @@ export const TINY_CONFIGS: ModelConfigs = {
   textEncoder2: { vocabSize: 49408, hiddenSize: 64, intermediateSize: 256, numLayers: 4, numHeads: 4, maxPositions: 77, layerNormEps: 1e-5, act: 'gelu', projectionDim: 64 },
 };
 
+/**
+ * A tiny architecture whose widths are neither SDXL's nor TINY_CONFIGS', with head counts the shape rules would not
+ * guess (standard-widths.ts): UNet 32/64/128 with head dim 32 (the narrow-model rule says 16) and 16 norm groups
+ * (rule: 8); text encoders 48 and 96 wide with 2 and 3 heads (rule: 4). Such a single file needs a config folder.
+ */
+export const NONSTANDARD_CONFIGS: ModelConfigs = {
+  unet: {
+    ...TINY_CONFIGS.unet, blockOutChannels: [32, 64, 128], numHeads: [0, 2, 4], normNumGroups: 16, timeEmbedDim: 128,
+    crossAttentionDim: 48 + 96, projectionClassEmbeddingsInputDim: 6 * 8 + 96,
+  },
+  vae: TINY_CONFIGS.vae,
+  textEncoder1: { ...TINY_CONFIGS.textEncoder1, hiddenSize: 48, intermediateSize: 192, numHeads: 2 },
+  textEncoder2: { ...TINY_CONFIGS.textEncoder2, hiddenSize: 96, intermediateSize: 384, numHeads: 3, projectionDim: 96 },
+};
+
 /** Stable Diffusion XL base 1.0 architecture (stabilityai/stable-diffusion-xl-base-1.0 configs). */
 export const FULL_CONFIGS: ModelConfigs = {
   unet: {

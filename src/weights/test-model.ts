@@ -16,6 +16,7 @@ import {
   clipConfigJson, clipTokenizerFiles, modelIndexJson, schedulerConfigJson, tokenizerJsons, unetConfigJson, vaeConfigJson,
 } from './test-model-files.ts';
 import type { ComponentName } from './types.ts';
+import { vaeScaleFactor } from './vae-scale-factor.ts';
 
 export interface MakeTestModelOptions {
   /** diffusers: the model folder to create. single-file: a `.safetensors` path, or a folder to put `atelier-<size>-sdxl.safetensors` in */
@@ -24,6 +25,8 @@ export interface MakeTestModelOptions {
   seed: number;
   dtype?: 'F32' | 'F16';
   size?: 'tiny' | 'full';
+  /** architecture to write instead of `size`'s (e.g. a VAE with fewer levels, other head counts); `size` then only names the file */
+  configs?: ModelConfigs;
 }
 
 export const TEST_MODEL_CONFIGS: Readonly<Record<'tiny' | 'full', ModelConfigs>> = { tiny: TINY_CONFIGS, full: FULL_CONFIGS };
@@ -97,7 +100,7 @@ async function writeDiffusers(root: string, seed: number, dtype: 'F32' | 'F16', 
   const latent = size === 'full' ? 128 : 8;
   await writeJson(path.join(root, 'scheduler', 'scheduler_config.json'), schedulerConfigJson());
   await writeJson(path.join(root, 'unet', 'config.json'), unetConfigJson(cfg.unet, latent));
-  await writeJson(path.join(root, 'vae', 'config.json'), vaeConfigJson(cfg.vae, latent * 8));
+  await writeJson(path.join(root, 'vae', 'config.json'), vaeConfigJson(cfg.vae, latent * vaeScaleFactor(cfg.vae)));
   await writeJson(path.join(root, 'text_encoder', 'config.json'), clipConfigJson(cfg.textEncoder1, false));
   await writeJson(path.join(root, 'text_encoder_2', 'config.json'), clipConfigJson(cfg.textEncoder2, true));
   const tok = await clipTokenizerFiles();
@@ -133,7 +136,7 @@ async function writeSingleFile(file: string, seed: number, dtype: 'F32' | 'F16',
 export async function makeTestModel(opts: MakeTestModelOptions): Promise<string> {
   const size = opts.size ?? 'tiny';
   const dtype = opts.dtype ?? 'F32';
-  const cfg = TEST_MODEL_CONFIGS[size];
+  const cfg = opts.configs ?? TEST_MODEL_CONFIGS[size];
   if (opts.layout === 'diffusers') {
     const root = path.resolve(opts.outDir);
     await mkdir(root, { recursive: true });
