@@ -77,3 +77,11 @@ test('engine settings: one parser, flags over environment, defaults, errors nami
   assert.throws(() => parseOptions(['--threads', '0'], ENGINE_OPTIONS), /--threads \/ ATELIER_THREADS: "0" is not valid; expected an integer 1 – 1024/);
   assert.throws(() => parseOptions([], ENGINE_OPTIONS, { ATELIER_DEVICE: 'tpu' }), /--device \/ ATELIER_DEVICE: "tpu" is not valid; expected one of cpu, cuda, tensorrt, webgpu/);
 });
+
+test('arrays with a fixed length: too short and too long are named', () => {
+  const fields = [{ name: 'xy', type: { kind: 'array' as const, items: { kind: 'integer' as const, min: 0, max: 9 }, minItems: 2, maxItems: 2 }, description: '' }];
+  assert.deepEqual(validateObject({ xy: [1, 2] }, fields).issues, []);
+  assert.match(validateObject({ xy: [1] }, fields).issues[0]!.msg, /xy: has 1 items; exactly 2 needed/);
+  assert.match(validateObject({ xy: [1, 2, 3] }, fields).issues[0]!.msg, /xy: has 3 items; at most 2 allowed/);
+  assert.deepEqual(objectSchema(fields).properties, { xy: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 9 }, maxItems: 2, minItems: 2, description: '' } });
+});

@@ -17,7 +17,7 @@ export function jsonSchemaOf(t: FieldType): Record<string, unknown> {
     case 'boolean':
       return { type: 'boolean' };
     case 'array':
-      return { type: 'array', items: jsonSchemaOf(t.items), maxItems: t.maxItems };
+      return { type: 'array', items: jsonSchemaOf(t.items), maxItems: t.maxItems, ...(t.minItems !== undefined ? { minItems: t.minItems } : {}) };
     case 'object':
       return objectSchema(t.fields, t.title);
     case 'oneOf':

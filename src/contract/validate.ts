@@ -11,7 +11,7 @@ export type FieldType =
   | { kind: 'integer' | 'number'; min: number; max: number }
   | { kind: 'boolean' }
   | { kind: 'object'; fields: readonly FieldSpec[]; title?: string }
-  | { kind: 'array'; items: FieldType; maxItems: number }
+  | { kind: 'array'; items: FieldType; maxItems: number; minItems?: number }
   /** chosen by the value's JSON type: the first option whose kind matches is applied */
   | { kind: 'oneOf'; options: readonly FieldType[]; describe: string };
 
@@ -115,6 +115,9 @@ export function validateValue(v: unknown, t: FieldType, loc: (string | number)[]
     case 'array': {
       if (!Array.isArray(v)) return fail(`expected an array, got ${describe(v)}`, 'list_type');
       if (v.length > t.maxItems) return fail(`has ${v.length} items; at most ${t.maxItems} allowed`, 'too_long', { max_length: t.maxItems });
+      if (t.minItems !== undefined && v.length < t.minItems) {
+        return fail(`has ${v.length} items; ${t.minItems === t.maxItems ? 'exactly' : 'at least'} ${t.minItems} needed`, 'too_short', { min_length: t.minItems });
+      }
       const out: unknown[] = [];
       const issues: Issue[] = [];
       v.forEach((item, i) => {
@@ -137,7 +140,10 @@ export function describeAllowed(t: FieldType): string {
   if (t.kind === 'string') return t.enum ? t.enum.join(', ') : t.minLength ? 'non-empty' : '';
   if (t.kind === 'integer' || t.kind === 'number') return range(t);
   if (t.kind === 'oneOf') return t.describe;
-  if (t.kind === 'array') return `up to ${t.maxItems} × ${t.items.kind === 'object' ? `{${t.items.fields.map((f) => f.name).join(', ')}}` : t.items.kind}`;
+  if (t.kind === 'array') {
+    const item = t.items.kind === 'object' ? `{${t.items.fields.map((f) => f.name).join(', ')}}` : describeAllowed(t.items) || t.items.kind;
+    return `${t.minItems === t.maxItems ? 'exactly' : 'up to'} ${t.maxItems} × ${item}`;
+  }
   return t.kind === 'boolean' ? 'true, false' : '';
 }
 
