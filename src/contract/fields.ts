@@ -15,8 +15,8 @@ import type { FieldSpec, FieldType } from './validate.ts';
 export const MAX_LORAS = 16;
 export const MAX_EMBEDDINGS = 16;
 
-/** Request keys a wire field may fill directly. */
-export type DirectRequestKey = 'model' | 'prompt' | 'strength' | 'numImages' | 'steps' | 'guidanceScale' | 'guidanceRescale' | 'sampler' | 'timestepSpacing';
+/** Request keys a wire field may fill directly: all but the ones the submit code builds by hand. */
+export type DirectRequestKey = Exclude<keyof GenerateRequest, 'task' | 'negativePrompt' | 'image' | 'width' | 'height' | 'seed' | 'loras' | 'embeddings' | 'preview'>;
 
 export interface RequestField extends FieldSpec {
   /** the endpoints' tasks that take this field */
