@@ -44,7 +44,7 @@ test('mapFields copies the one-to-one fields into the request and the delivery o
   const fields = fieldsFor('image-to-image', { names: ['m'] });
   const { value } = validateObject({ prompt: 'p', image_url: 'data:,', num_inference_steps: 9, sync_mode: true, model: 'm' }, fields);
   const { request, output } = mapFields(fields, value);
-  assert.deepEqual(request, { prompt: 'p', strength: 0.95, steps: 9, guidanceScale: 7.5, numImages: 1, model: 'm', sampler: 'euler', timestepSpacing: 'leading', guidanceRescale: 0 });
+  assert.deepEqual(request, { prompt: 'p', strength: 0.95, steps: 9, guidanceScale: 7.5, numImages: 1, model: 'm', sampler: 'euler', timestepSpacing: 'leading', guidanceRescale: 0, cropsCoordsTopLeft: [0, 0] });
   assert.deepEqual(output, { expandPrompt: false, format: 'jpeg', enableSafetyChecker: true, syncMode: true });
 });
 

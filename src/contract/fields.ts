@@ -247,6 +247,15 @@ export const REQUEST_FIELDS: readonly RequestField[] = Object.freeze([
     to: { request: 'guidanceRescale' },
     cli: 'guidance-rescale',
   },
+  {
+    name: 'crops_coords_top_left',
+    tasks: ALL,
+    type: { kind: 'array', items: { kind: 'integer', min: 0, max: MAX_SIDE }, minItems: 2, maxItems: 2 },
+    default: [0, 0],
+    extension: true,
+    description: "SDXL's crop conditioning [top, left] in pixels: [0, 0] asks for a well-framed, centred image; larger values draw it as if cropped from a bigger one",
+    to: { request: 'cropsCoordsTopLeft' },
+  },
 ] satisfies RequestField[]);
 
 /** The served models, for the `model` field's allowed values and default. */

@@ -49,6 +49,8 @@ export interface GenerateRequest {
   steps: number;
   guidanceScale: number;
   guidanceRescale: number;
+  /** SDXL micro-conditioning crop [top, left] (diffusers' crops_coords_top_left); absent = [0, 0] */
+  cropsCoordsTopLeft?: readonly [number, number];
   /** 0 – 2^53-1 */
   seed: number;
   sampler: SamplerName;

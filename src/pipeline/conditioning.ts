@@ -88,8 +88,8 @@ export interface Conditioning {
 }
 
 /** add_time_ids: [original_h, original_w, crop_top, crop_left, target_h, target_w] */
-export function timeIds(height: number, width: number): number[] {
-  return [height, width, 0, 0, height, width];
+export function timeIds(height: number, width: number, [top, left]: readonly [number, number] = [0, 0]): number[] {
+  return [height, width, top, left, height, width];
 }
 
 function repeat(rows: Float32Array[], times: number): Float32Array {
@@ -111,7 +111,7 @@ function repeat(rows: Float32Array[], times: number): Float32Array {
  */
 export async function buildConditioning(
   set: EncoderSet,
-  opts: { prompt: string; negativePrompt: string | null; guidanceScale: number; numImages: number; height: number; width: number },
+  opts: { prompt: string; negativePrompt: string | null; guidanceScale: number; numImages: number; height: number; width: number; cropTopLeft?: readonly [number, number] },
 ): Promise<Conditioning & { positive: PromptEmbeds }> {
   const cfg = opts.guidanceScale > 1;
   let pos = await encodePrompt(set, opts.prompt);
@@ -126,7 +126,7 @@ export async function buildConditioning(
     }
   }
   const n = opts.numImages;
-  const ids = Float32Array.from(timeIds(opts.height, opts.width));
+  const ids = Float32Array.from(timeIds(opts.height, opts.width, opts.cropTopLeft));
   const batch = cfg ? 2 * n : n;
   const hidden = cfg ? repeat([neg!.embeds, pos.embeds], n) : repeat([pos.embeds], n);
   const pooled = cfg ? repeat([neg!.pooled, pos.pooled], n) : repeat([pos.pooled], n);

@@ -115,3 +115,20 @@ describe('pipelines reproduce the diffusers traces from their seeds', () => {
     assert.equal(steps, 2);
   });
 });
+
+test('crops_coords_top_left reaches the UNet as SDXL micro-conditioning (time_ids = [h, w, top, left, h, w])', async () => {
+  const { request } = await requestFromTrace(ORACLE, 'txt2img_trace');
+  const run = async (crop?: readonly [number, number]) => {
+    const got = new Map<string, Float32Array>();
+    const out = await runPipeline(model.pipeline, { ...request, steps: 2, ...(crop ? { cropsCoordsTopLeft: crop } : {}) }, {}, { trace: (k, v) => got.set(k, v.slice()), longPrompts: 'truncate' });
+    return { ids: Array.from(got.get('unet_cond/time_ids')!), image: out.imagesFloat };
+  };
+  const plain = await run();
+  const zero = await run([0, 0]);
+  const cropped = await run([48, 16]);
+  const { height: h, width: w } = request;
+  assert.deepEqual(plain.ids.slice(0, 6), [h, w, 0, 0, h, w]);
+  assert.deepEqual(zero.image, plain.image, 'absent = [0, 0]');
+  assert.deepEqual(cropped.ids, [h, w, 48, 16, h, w, h, w, 48, 16, h, w], 'both halves of the CFG batch');
+  assert.ok(maxAbsErr(cropped.image, plain.image) > 1e-4, 'the UNet sees the crop');
+});

@@ -157,6 +157,7 @@ export async function runPipeline(model: PipelineModel, req: GenerateRequest, ad
     numImages: n,
     height,
     width,
+    ...(req.cropsCoordsTopLeft ? { cropTopLeft: req.cropsCoordsTopLeft } : {}),
   });
   trace('unet_cond/encoder_hidden_states', cond.encoderHiddenStates);
   trace('unet_cond/text_embeds', cond.textEmbeds);
