@@ -250,10 +250,11 @@ describe('validation and errors at the boundary', () => {
       seed: -1,
       image_size: { width: 10, height: 64 },
       loras: [{ path: 'x', scale: 5 }],
+      crops_coords_top_left: [8],
     });
     assert.equal(r.status, 422);
     const fields = r.body.detail.map((d: any) => d.loc.slice(1).join('.'));
-    assert.deepEqual(fields.sort(), ['format', 'image_size.width', 'loras.0.scale', 'num_images', 'prompt', 'seed'].sort());
+    assert.deepEqual(fields.sort(), ['crops_coords_top_left', 'format', 'image_size.width', 'loras.0.scale', 'num_images', 'prompt', 'seed'].sort());
     const fmt = r.body.detail.find((d: any) => d.loc[1] === 'format');
     assert.match(fmt.msg, /"gif" is not allowed; expected one of jpeg, png/);
   });
