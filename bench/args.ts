@@ -1,6 +1,8 @@
 /** Command-line flags of `npm run bench` (see bench/bench.ts for what each part measures). */
 import os from 'node:os';
 import path from 'node:path';
+import { optionsHelp, parseOptions, type OptionSpec } from '../src/contract/options.ts';
+import { ENGINE_OPTIONS, engineSettingsFrom, type EngineSettings } from '../src/contract/settings.ts';
 
 /** Measurable parts; `--only` picks a subset. */
 export const PARTS = ['gemm', 'load', 'text', 'unet', 'vae', 'img2img', 'lora', 'plain', '1024', 'fp16', 'fp16-1024', 'int8', 'int8-1024', 'int8-full', 'vae-int8', 'fastest', 'oneshot-1024', 'tiny'] as const;
@@ -9,6 +11,8 @@ export type Part = (typeof PARTS)[number];
 export interface BenchOptions {
   parts: Set<Part>;
   quick: boolean;
+  /** the engine settings of every phase (a phase varies precision or quantisation from these); threads default 2 */
+  engine: EngineSettings;
   threads: number;
   /** undefined = the product's default (what openModel/Session use without an explicit setting) */
   optimization?: 'all' | 'extended';
@@ -24,23 +28,29 @@ export interface BenchOptions {
   phase?: string;
 }
 
-function flag(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(`--${name}`);
-  if (i < 0) return undefined;
-  const v = argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
-  return v;
-}
+/** The bench's own flags; the engine's (threads, device, weights, …) come from ENGINE_OPTIONS, read by the same parser. */
+const BENCH_OPTIONS: readonly OptionSpec[] = [
+  { flag: 'only', kind: 'list', help: `parts to run: ${PARTS.join(',')}` },
+  { flag: 'quick', kind: 'boolean', help: 'skip the 1024² child runs (fp32, fp16, int8, one-shot)' },
+  { flag: 'optimization', kind: 'string', values: ['all', 'extended'], help: "onnxruntime graph optimisation (default: the product's)" },
+  { flag: 'prepacking', kind: 'string', values: ['on', 'off'], help: "onnxruntime weight prepacking (default: the product's)" },
+  { flag: 'runs', kind: 'integer', min: 1, max: 100, help: 'timed UNet runs after the warm-up (default 2)' },
+  { flag: 'max-wait', kind: 'integer', min: 0, max: 86_400, help: 'wait at most S seconds for other heavy processes (default 3600)' },
+  { flag: 'phase', kind: 'string', help: 'child mode: run one phase' },
+  { flag: 'help', kind: 'boolean', help: 'show this help' },
+];
 
-export function parseBenchArgs(argv: string[]): BenchOptions {
-  const known = new Set(['only', 'quick', 'threads', 'optimization', 'prepacking', 'runs', 'max-wait', 'phase', 'help']);
-  for (const a of argv) {
-    if (a.startsWith('--') && !known.has(a.slice(2))) throw new Error(`unknown flag ${a}; known: ${[...known].map((k) => `--${k}`).join(' ')}`);
-  }
-  const quick = argv.includes('--quick');
-  const only = flag(argv, 'only');
+/** Engine flags that make sense for the bench (the model and data folder are its own). */
+const BENCH_ENGINE_OPTIONS = ENGINE_OPTIONS.filter((o) => ['threads', 'device', 'weights', 'quantize', 'vae-quantize'].includes(o.flag));
+const ALL_OPTIONS = [...BENCH_OPTIONS, ...BENCH_ENGINE_OPTIONS];
+
+export function parseBenchArgs(argv: string[], env: Readonly<Record<string, string | undefined>> = {}): BenchOptions {
+  const parsed = parseOptions(argv, ALL_OPTIONS, env);
+  const v = parsed.values;
+  const quick = v.quick === true;
+  const only = v.only as string[] | undefined;
   const parts = new Set<Part>();
-  for (const p of only ? only.split(',').map((s) => s.trim()).filter(Boolean) : PARTS) {
+  for (const p of only ?? PARTS) {
     if (!(PARTS as readonly string[]).includes(p)) throw new Error(`--only: unknown part "${p}"; parts: ${PARTS.join(',')}`);
     parts.add(p as Part);
   }
@@ -50,33 +60,34 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     parts.delete('int8-1024');
     parts.delete('oneshot-1024');
   }
-  const threads = Number(flag(argv, 'threads') ?? '2');
-  if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer, got ${flag(argv, 'threads')}`);
-  const opt = flag(argv, 'optimization');
-  if (opt !== undefined && opt !== 'all' && opt !== 'extended') throw new Error(`--optimization must be all or extended, got "${opt}"`);
-  const pp = flag(argv, 'prepacking');
-  if (pp !== undefined && pp !== 'on' && pp !== 'off') throw new Error(`--prepacking must be on or off, got "${pp}"`);
-  const runs = Number(flag(argv, 'runs') ?? '2');
-  if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer, got ${flag(argv, 'runs')}`);
-  const benchDir = path.resolve(process.env.ATELIER_BENCH_DIR ?? './data/bench');
-  const modelDir = path.resolve(process.env.ATELIER_BENCH_MODEL ?? path.join(benchDir, 'sdxl-base-random-fp32'));
+  const benchDir = path.resolve(env.ATELIER_BENCH_DIR ?? './data/bench');
+  const modelDir = path.resolve(env.ATELIER_BENCH_MODEL ?? path.join(benchDir, 'sdxl-base-random-fp32'));
+  const engine = engineSettingsFrom(parsed, process.cwd());
+  engine.threads ??= 2;
+  engine.models = [{ name: 'bench', path: modelDir }];
+  engine.dataDir = benchDir;
+  const opt = v.optimization as BenchOptions['optimization'];
+  const pp = v.prepacking as string | undefined;
   return {
     parts,
     quick,
-    threads,
-    optimization: opt as BenchOptions['optimization'],
-    prepacking: pp === undefined ? undefined : pp === 'on',
-    runs,
+    engine,
+    threads: engine.threads,
+    ...(opt ? { optimization: opt } : {}),
+    ...(pp !== undefined ? { prepacking: pp === 'on' } : {}),
+    runs: (v.runs as number | undefined) ?? 2,
     benchDir,
     modelDir,
-    maxWaitS: Number(flag(argv, 'max-wait') ?? '3600'),
-    phase: flag(argv, 'phase'),
+    maxWaitS: (v['max-wait'] as number | undefined) ?? 3600,
+    ...(v.phase !== undefined ? { phase: v.phase as string } : {}),
   };
 }
 
 /** Flags a child phase needs (same settings as the parent). */
 export function childArgs(o: BenchOptions): string[] {
-  const a = ['--threads', String(o.threads), '--runs', String(o.runs), '--only', [...o.parts].join(',')];
+  const a = ['--threads', String(o.threads), '--runs', String(o.runs), '--only', [...o.parts].join(','), '--device', o.engine.device, '--weights', o.engine.weights];
+  if (o.engine.quantize) a.push('--quantize', o.engine.quantize);
+  if (o.engine.vaeQuantize) a.push('--vae-quantize', o.engine.vaeQuantize);
   if (o.optimization) a.push('--optimization', o.optimization);
   if (o.prepacking !== undefined) a.push('--prepacking', o.prepacking ? 'on' : 'off');
   return a;
@@ -92,13 +103,7 @@ export function sessionSettings(o: BenchOptions): { threads: number; optimizatio
 }
 
 export const HELP = `npm run bench -- [flags]     (prints one JSON object on stdout; progress on stderr)
-  --only ${PARTS.join(',')}
-  --quick                 skip the 1024² child runs (fp32, fp16, int8, one-shot)
-  --threads N             intra-op threads (default 2)
-  --optimization all|extended   onnxruntime graph optimisation (default: the product's)
-  --prepacking on|off     onnxruntime weight prepacking (default: the product's)
-  --runs N                timed UNet runs after the warm-up (default 2)
-  --max-wait S            wait at most S seconds for other heavy processes (default 3600)
+${optionsHelp(ALL_OPTIONS).join('\n')}
 env ATELIER_BENCH_DIR (default ./data/bench), ATELIER_BENCH_MODEL (full-size model folder; default <bench dir>/sdxl-base-random-fp32)
 cpus: ${os.availableParallelism()}
 `;

@@ -152,7 +152,7 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  const o = parseBenchArgs(argv);
+  const o = parseBenchArgs(argv, process.env);
   if (o.phase) return childMain(o);
 
   const started = new Date();

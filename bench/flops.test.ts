@@ -35,5 +35,7 @@ test('bench flags: --quick drops the 1024² part; children get the same settings
   assert.equal(again.optimization, 'extended');
   assert.equal(again.prepacking, false);
   assert.throws(() => parseBenchArgs(['--only', 'nope']), /unknown part "nope"/);
-  assert.throws(() => parseBenchArgs(['--prepacking', 'maybe']), /on or off/);
+  assert.throws(() => parseBenchArgs(['--prepacking', 'maybe']), /--prepacking: "maybe" is not valid; expected one of on, off/);
+  assert.equal(parseBenchArgs(['--quantize', 'int8-full']).engine.quantize, 'int8-full');
+  assert.equal(parseBenchArgs(childArgs(parseBenchArgs(['--quantize', 'int8-full', '--threads', '1']))).engine.threads, 1);
 });
