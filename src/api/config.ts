@@ -3,8 +3,7 @@
  * Every setting has an embedded default, so `atelier serve` runs with nothing configured.
  */
 import { WEIGHT_PRECISIONS, type WeightPrecision } from '../weights/types.ts';
-import { VAE_QUANT_SCHEMES, type VaeQuantScheme } from '../networks/int8-conv.ts';
-import { UNET_QUANTIZATIONS, type UNetQuantization } from '../networks/quantize.ts';
+import { UNET_QUANTIZATIONS, VAE_QUANTIZATIONS as VAE_QUANT_SCHEMES, type UNetQuantization, type VaeQuantScheme } from '../contract/tables.ts';
 import path from 'node:path';
 import { AtelierError } from '../contract/errors.ts';
 

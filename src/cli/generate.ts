@@ -1,7 +1,6 @@
 /** `atelier generate`: text-to-image, or image-to-image when --image is given, with a progress bar on stderr. */
 import { WEIGHT_PRECISIONS } from '../weights/types.ts';
-import { VAE_QUANT_SCHEMES, type VaeQuantScheme } from '../networks/int8-conv.ts';
-import { UNET_QUANTIZATIONS, type UNetQuantization } from '../networks/quantize.ts';
+import { UNET_QUANTIZATIONS, VAE_QUANTIZATIONS as VAE_QUANT_SCHEMES, type UNetQuantization, type VaeQuantScheme } from '../contract/tables.ts';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';

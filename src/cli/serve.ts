@@ -4,8 +4,7 @@
  * (the running job finishes within the grace period or goes back to the queue).
  */
 import type { WeightPrecision } from '../weights/types.ts';
-import type { VaeQuantScheme } from '../networks/int8-conv.ts';
-import type { UNetQuantization } from '../networks/quantize.ts';
+import type { UNetQuantization, VaeQuantScheme } from '../contract/tables.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { helpText, loadConfig, type ServerConfig } from '../api/config.ts';

@@ -1,7 +1,6 @@
 /** Typed messages between the engine (main thread) and its worker thread. */
 import type { WeightPrecision } from '../weights/types.ts';
-import type { VaeQuantScheme } from '../networks/int8-conv.ts';
-import type { UNetQuantization } from '../networks/quantize.ts';
+import type { UNetQuantization, VaeQuantScheme } from '../contract/tables.ts';
 import type { GenerateRequest, GenerateResult, ModelInfo, ProgressEvent } from '../contract/types.ts';
 
 export interface WorkerInit {
