@@ -12,7 +12,7 @@
  */
 import os from 'node:os';
 import { Session } from '../src/onnx/session.ts';
-import { quantizeBlockwise, quantizeInt8PerColumn, quantizeInt8PerRow } from '../src/networks/quantize.ts';
+import { quantizeBlockwise, quantizeInt8PerColumn, quantizeInt8PerRow } from '../src/quant/quantizers.ts';
 import { MiniModel } from './quant-mini-model.ts';
 import { uniform01 as rng } from './random.ts';
 

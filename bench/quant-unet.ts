@@ -13,7 +13,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureQuantized, type QuantScheme } from '../src/networks/quantize.ts';
+import type { QuantScheme } from '../src/contract/tables.ts';
+import { ensureQuantized } from '../src/quant/quantized-weights.ts';
+import { quantizedLinearLayers } from '../src/quant/quantized-linear.ts';
 import { UNet } from '../src/networks/unet.ts';
 import { unetConfigFromShapes } from '../src/weights/config-from-shapes.ts';
 import { readSafetensorsHeader, tensorRefOf } from '../src/weights/safetensors.ts';
@@ -50,7 +52,7 @@ async function child(kind: 'fp32' | QuantScheme): Promise<void> {
   }
   const model = { weights: { unet: unetWeights }, config: { unet: config } } as unknown as SdxlModel;
   const t1 = performance.now();
-  const unet = await UNet.create(model, { threads: 2, optimization: arg('opt', 'all') as 'all', prepacking: arg('prepack', 'on') === 'on' });
+  const unet = await UNet.create(model, { layers: quantizedLinearLayers(unetWeights), threads: 2, optimization: arg('opt', 'all') as 'all', prepacking: arg('prepack', 'on') === 'on' });
   const createS = (performance.now() - t1) / 1000;
   const inputs = unetInputs(config, size, size, batch);
   const times: number[] = [];

@@ -14,10 +14,14 @@ import { ClipTokenizer } from '../tokenizer/clip-bpe.ts';
 import { DEFAULT_MAX_BATCH_LATENT_PIXELS, type PipelineModel } from '../pipeline/generate.ts';
 import type { SdxlModel, WeightPrecision } from '../weights/types.ts';
 import type { SessionSettings } from '../networks/runtime.ts';
-import { ensureQuantized, quantizationParts, type UNetQuantization } from '../networks/quantize.ts';
-import { decoderInt8Convs } from '../networks/vae-calibrate.ts';
-import { unetInt8Convs } from '../networks/unet-calibrate.ts';
-import type { VaeQuantScheme } from '../networks/int8-conv.ts';
+import type { UNetQuantization, VaeQuantScheme } from '../contract/tables.ts';
+import { quantizationParts } from '../quant/linear-schemes.ts';
+import { ensureQuantized } from '../quant/quantized-weights.ts';
+import { quantizedLinearLayers } from '../quant/quantized-linear.ts';
+import { int8ConvLayers } from '../quant/int8-conv.ts';
+import { unetInt8Convs } from '../quant/unet-calibration.ts';
+import { decoderInt8Convs } from '../quant/vae-calibration.ts';
+import { decoderCalibrationInputs, unetCalibrationInputs } from './calibration-inputs.ts';
 
 export interface LoadedModel {
   name: string;
@@ -63,15 +67,20 @@ export async function openModel(name: string, source: ModelSource, opts: OpenOpt
   const unetModel = { ...model, weights: { ...model.weights, unet: unetWeights } };
   const tokenizers = await loadTokenizers(model);
   // `int8-full` also runs the UNet's resnet convolutions in int8 (calibrated once with the checkpoint's own text encoders)
-  const unetConvs = quant?.int8Convs ? await unetInt8Convs(unetModel, { encoders: [te1, te2], tokenizers, long: 'truncate' }, { cacheDir: opts.cacheDir, settings: s, lora: s.lora }) : undefined;
+  const unetConvs = quant?.int8Convs
+    ? await unetInt8Convs(unetModel, unetCalibrationInputs(model.config.unet, { encoders: [te1, te2], tokenizers, long: 'truncate' }), { cacheDir: opts.cacheDir, settings: s, lora: s.lora })
+    : undefined;
+  const unetLayers = { ...quantizedLinearLayers(unetWeights), ...(unetConvs ? int8ConvLayers(unetConvs) : {}) };
   // one-shot: the UNet and the VAE sessions are created when first run, after the text encoders are gone
   const later = opts.oneShot ? { lazy: true } : {};
-  const unet = await UNet.create(unetModel, { ...s, ...later, ...(unetConvs ? { convs: { int8: unetConvs } } : {}) });
+  const unet = await UNet.create(unetModel, { ...s, ...later, layers: unetLayers });
   // the VAE is small: 'all' (NCHWc convolutions) costs ~1 s at creation and runs 10–15 % faster (bench/vae.ts)
   const vaeSettings = { ...opts.settings, optimization: opts.settings.optimization ?? 'all', ...once, ...later };
   const vaeEncoder = await VaeEncoder.create(model, vaeSettings);
-  const int8 = opts.vaeQuantize === 'int8' ? await decoderInt8Convs(model, { cacheDir: opts.cacheDir, settings: { ...opts.settings, optimization: vaeSettings.optimization } }) : undefined;
-  const vaeDecoder = await VaeDecoder.create(model, vaeSettings, int8 ? { int8 } : {});
+  const int8 = opts.vaeQuantize === 'int8'
+    ? await decoderInt8Convs(model, decoderCalibrationInputs(model.config.vae), { cacheDir: opts.cacheDir, settings: { ...opts.settings, optimization: vaeSettings.optimization } })
+    : undefined;
+  const vaeDecoder = await VaeDecoder.create(model, vaeSettings, int8 ? int8ConvLayers(int8) : {});
   const pipeline: PipelineModel = {
     encoderSet: { encoders: [te1, te2], tokenizers },
     unet,

@@ -6,8 +6,6 @@
 import { AtelierError } from '../contract/errors.ts';
 import { GraphBuilder, MS_DOMAIN, type Value } from '../onnx/graph.ts';
 import type { TensorRef } from '../weights/types.ts';
-import { QuantizedWeights, quantizedMatMul, type QuantContext } from './quantize.ts';
-import { addConvStats, int8Conv, type ConvMode } from './int8-conv.ts';
 
 /** One module that accepts a LoRA branch: y += up(down(x)). */
 export interface LoraSlot {
@@ -32,17 +30,60 @@ export interface NetContext {
   loraSlots: LoraSlot[];
   /** weight-name prefix inside the component, e.g. 'text_model.' (rarely needed) */
   component: string;
-  /** reduced-precision Linear weights (opt-in, src/networks/quantize.ts); absent = the fp32 graph */
-  quant?: QuantContext;
-  /** int8 convolutions or calibration statistics (opt-in, src/networks/int8-conv.ts); absent = fp32 */
-  convs?: ConvMode;
+  /** how the main product of each Linear and Conv is built (fp32 unless a caller supplies other builders) */
+  layers: LayerBuilders;
 }
 
-/** A `QuantizedWeights` map (a quantised cache of the component) switches its Linear layers to int8 kernels. */
-export function newContext(g: GraphBuilder, weights: Map<string, TensorRef>, component: string, lora: boolean, convs?: ConvMode): NetContext {
-  const ctx: NetContext = { g, weights, lora, loraSlots: [], component, ...(convs ? { convs } : {}) };
-  if (weights instanceof QuantizedWeights) ctx.quant = weights.context();
-  return ctx;
+/**
+ * The main product of a Linear layer, x [..., in] → [..., out] through `${module}.weight`, WITHOUT its bias (and
+ * without a LoRA branch): `linear` adds both on top, whatever builder made the product.
+ */
+export type LinearBuilder = (ctx: NetContext, x: Value, module: string) => Value;
+
+/** A convolution's geometry, worked out by `conv2d` from its weight and options. */
+export interface ConvGeometry {
+  /** [Cout, Cin, kh, kw] (a 2-D weight [Cout, Cin] is a 1×1 convolution) */
+  shape: readonly [number, number, number, number];
+  stride: number;
+  pad: number;
+}
+
+/** A convolution x [B, Cin, H, W] → [B, Cout, H', W'] through `${module}.weight` WITH its bias (no LoRA branch). */
+export type ConvBuilder = (ctx: NetContext, x: Value, module: string, geometry: ConvGeometry) => Value;
+
+/**
+ * The hooks of a graph build: how a Linear layer and how a convolution compute their main product. The defaults
+ * (`FP32_LAYERS`) are fp32 ONNX ops; other builders (src/quant/: int8 kernels, calibration statistics) come in
+ * through `newContext` and the network builders' `layers` option.
+ */
+export interface LayerBuilders {
+  linear: LinearBuilder;
+  conv: ConvBuilder;
+}
+
+/** fp32 Linear product: FusedMatMul with the weight as stored ([out, in], or [in, out] when transposed). */
+export const fp32Linear: LinearBuilder = (ctx, x, module) => {
+  const wRef = ref(ctx, `${module}.weight`);
+  const W = weight(ctx, `${module}.weight`);
+  return ctx.g.op('FusedMatMul', [x, W], { transB: wRef.transposed ? 0 : 1 }, { domain: MS_DOMAIN }); // [..., out]
+};
+
+/** fp32 convolution: one Conv op with the weight (a 2-D weight viewed as [Cout, Cin, 1, 1]) and the bias. */
+export const fp32Conv: ConvBuilder = (ctx, x, module, { shape, stride, pad }) => {
+  const g = ctx.g;
+  const wRef = ref(ctx, `${module}.weight`);
+  const [, , kh, kw] = shape;
+  const w = wRef.shape.length === 4 ? weight(ctx, `${module}.weight`) : g.weight(`${ctx.component}:${module}.weight`, { ...wRef, shape: [...shape] });
+  const inputs = [x, w];
+  if (has(ctx, `${module}.bias`)) inputs.push(weight(ctx, `${module}.bias`));
+  return g.op('Conv', inputs, { kernel_shape: [kh, kw], strides: [stride, stride], pads: [pad, pad, pad, pad] });
+};
+
+export const FP32_LAYERS: Readonly<LayerBuilders> = Object.freeze({ linear: fp32Linear, conv: fp32Conv });
+
+/** A build context; `layers` replaces any of the fp32 builders (absent = the fp32 graph). */
+export function newContext(g: GraphBuilder, weights: Map<string, TensorRef>, component: string, lora: boolean, layers: Partial<LayerBuilders> = {}): NetContext {
+  return { g, weights, lora, loraSlots: [], component, layers: { ...FP32_LAYERS, ...layers } };
 }
 
 export function ref(ctx: NetContext, name: string): TensorRef {
@@ -77,14 +118,7 @@ export function linear(ctx: NetContext, x: Value, module: string, opts: { bias?:
   const g = ctx.g;
   const wRef = ref(ctx, `${module}.weight`);
   const [outF, inF] = wRef.shape;
-  let y: Value;
-  if (ctx.quant?.weights.has(`${module}.weight`)) {
-    y = quantizedMatMul(ctx, ctx.quant, x, module); // [..., out]
-  } else {
-    const W = weight(ctx, `${module}.weight`);
-    // stored [out, in] (or [in, out] when transposed)
-    y = g.op('FusedMatMul', [x, W], { transB: wRef.transposed ? 0 : 1 }, { domain: MS_DOMAIN }); // [..., out]
-  }
+  let y = ctx.layers.linear(ctx, x, module); // [..., out]
   if (ctx.lora && opts.lora !== false) {
     const s = loraSlot(ctx, module, 'linear', inF, outF, [1, 1]);
     const h = g.op('FusedMatMul', [x, s.downInput], { transB: 1 }, { domain: MS_DOMAIN }); // [..., r]
@@ -96,8 +130,8 @@ export function linear(ctx: NetContext, x: Value, module: string, opts: { bias?:
 }
 
 /**
- * 2-D convolution, x [B, Cin, H, W] → [B, Cout, H', W']; weight [Cout, Cin, kh, kw]. In int8 mode (`ctx.convs.int8`
- * has the module) the main product is a QLinearConv; a LoRA branch stays fp32 on top of either.
+ * 2-D convolution, x [B, Cin, H, W] → [B, Cout, H', W']; weight [Cout, Cin, kh, kw]. The main product comes from
+ * `ctx.layers.conv` (fp32 Conv by default); a LoRA branch stays fp32 on top of it.
  */
 export function conv2d(ctx: NetContext, x: Value, module: string, opts: { stride?: number; pad?: number; lora?: boolean } = {}): Value {
   const g = ctx.g;
@@ -106,18 +140,7 @@ export function conv2d(ctx: NetContext, x: Value, module: string, opts: { stride
   const stride = opts.stride ?? 1;
   const pad = opts.pad ?? Math.floor(kh / 2);
   const attrs = { kernel_shape: [kh, kw], strides: [stride, stride], pads: [pad, pad, pad, pad] };
-  const q = ctx.convs?.int8?.get(module);
-  if (q && stride !== 1) throw new AtelierError('INTERNAL', `${ctx.component}: int8 convolution ${module} must have stride 1`);
-  let y: Value;
-  if (q) {
-    y = int8Conv(g, x, q, pad);
-  } else {
-    const wName = wRef.shape.length === 4 ? weight(ctx, `${module}.weight`) : g.weight(`${ctx.component}:${module}.weight`, { ...wRef, shape: [outF, inF, 1, 1] });
-    const inputs = [x, wName];
-    if (has(ctx, `${module}.bias`)) inputs.push(weight(ctx, `${module}.bias`));
-    y = g.op('Conv', inputs, attrs);
-    if (ctx.convs?.calibrate?.has(module)) addConvStats(g, module, x, y);
-  }
+  let y = ctx.layers.conv(ctx, x, module, { shape: [outF, inF, kh, kw], stride, pad });
   if (ctx.lora && opts.lora !== false) {
     const s = loraSlot(ctx, module, 'conv', inF, outF, [kh, kw]);
     const h = g.op('Conv', [x, s.downInput], attrs); // [B, r, H', W']

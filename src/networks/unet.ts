@@ -7,8 +7,7 @@ import { AtelierError } from '../contract/errors.ts';
 import { GraphBuilder, type Value } from '../onnx/graph.ts';
 import type { TensorIn } from '../onnx/session.ts';
 import type { SdxlModel, UNetConfig } from '../weights/types.ts';
-import { conv2d, groupNorm, linear, newContext, silu, type LoraSlot, type NetContext } from './blocks.ts';
-import type { ConvMode } from './int8-conv.ts';
+import { conv2d, groupNorm, linear, newContext, silu, type LayerBuilders, type LoraSlot, type NetContext } from './blocks.ts';
 import { NetworkSession, type BuiltNetwork, type SessionSettings } from './runtime.ts';
 import { downsample, resnetBlock, sinusoidalEmbedding, timestepEmbedding, transformer2d, upsample } from './unet-blocks.ts';
 
@@ -61,13 +60,13 @@ function embeddings(ctx: NetContext, c: UNetConfig, timestep: Value, textEmbeds:
 }
 
 /** Build the UNet graph: inputs sample/timestep/encoder_hidden_states/text_embeds/time_ids, output noise_pred. */
-/** `convs`: int8 resnet convolutions or calibration statistics (src/networks/int8-conv.ts) */
-export function buildUNetGraph(model: Pick<SdxlModel, 'weights' | 'config'>, opts: { lora?: boolean; convs?: ConvMode } = {}): BuiltNetwork {
+/** `layers`: builders of the Linear/Conv products other than fp32 (e.g. int8 kernels from src/quant/) */
+export function buildUNetGraph(model: Pick<SdxlModel, 'weights' | 'config'>, opts: { lora?: boolean; layers?: Partial<LayerBuilders> } = {}): BuiltNetwork {
   const c = model.config.unet;
   checkConfig(c);
   const weights = model.weights.unet;
   const g = new GraphBuilder('sdxl_unet');
-  const ctx = newContext(g, weights, 'unet', opts.lora ?? false, opts.convs);
+  const ctx = newContext(g, weights, 'unet', opts.lora ?? false, opts.layers);
   const levels = c.blockOutChannels.length;
   const groups = c.normNumGroups;
   const eps = c.normEps;
@@ -153,9 +152,9 @@ export class UNet {
     this.loraSlots = net.loraSlots;
   }
 
-  static async create(model: SdxlModel, settings: SessionSettings & { lora?: boolean; convs?: ConvMode } = {}): Promise<UNet> {
-    const { lora, convs, ...rest } = settings;
-    const built = buildUNetGraph(model, { lora: lora ?? false, convs });
+  static async create(model: SdxlModel, settings: SessionSettings & { lora?: boolean; layers?: Partial<LayerBuilders> } = {}): Promise<UNet> {
+    const { lora, layers, ...rest } = settings;
+    const built = buildUNetGraph(model, { lora: lora ?? false, layers });
     return new UNet(await NetworkSession.create(built, rest), model.config.unet);
   }
 

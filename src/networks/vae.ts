@@ -10,9 +10,8 @@ import { AtelierError } from '../contract/errors.ts';
 import { GraphBuilder, type Value } from '../onnx/graph.ts';
 import type { TensorRef, VaeConfig } from '../weights/types.ts';
 import { vaeScaleFactor } from '../weights/vae-scale-factor.ts';
-import { attention, conv2d, groupNorm, has, linear, newContext, ref, silu, upsample2x, weight, type NetContext } from './blocks.ts';
+import { attention, conv2d, groupNorm, has, linear, newContext, ref, silu, upsample2x, weight, type LayerBuilders, type NetContext } from './blocks.ts';
 import { NetworkSession, type BuiltNetwork, type SessionSettings } from './runtime.ts';
-import { quantisableResnetConvs, type ConvMode } from './int8-conv.ts';
 
 /** The part of an `SdxlModel` the VAE needs (an SdxlModel satisfies it). */
 export interface VaeSource {
@@ -58,15 +57,6 @@ function unitAffine(g: GraphBuilder, n: number): { ones: Value; zeros: Value } {
   return pair;
 }
 
-
-/**
- * The convolutions `--vae-quantize int8` runs in int8: each decoder resnet's 3×3 conv1 and conv2. The encoder stays
- * fp32: on the random-weight SDXL VAE its int8 posterior mean measured 20.6 dB SNR against fp32 (the decoder's
- * image: 35–37 dB).
- */
-export function quantisableDecoderConvs(weights: ReadonlyMap<string, TensorRef>): string[] {
-  return quantisableResnetConvs(weights, 'decoder.');
-}
 
 /** ResnetBlock2D without time embedding: norm1 → SiLU → conv1 → norm2 → SiLU → conv2, + (1×1 shortcut of) x. */
 function resnet(ctx: NetContext, x: Value, p: string, groups: number): Value {
@@ -152,11 +142,11 @@ function midBlock(ctx: NetContext, x: Value, p: string, groups: number): Value {
   return resnet(ctx, h, `${p}.resnets.1`, groups);
 }
 
-function context(model: VaeSource, label: string, convs?: ConvMode): { ctx: NetContext; cfg: VaeConfig } {
+function context(model: VaeSource, label: string, layers?: Partial<LayerBuilders>): { ctx: NetContext; cfg: VaeConfig } {
   const cfg = model.config.vae;
   checkConfig(cfg);
   const g = new GraphBuilder(label);
-  return { ctx: newContext(g, canonicalWeights(model.weights.vae), 'vae', false, convs), cfg };
+  return { ctx: newContext(g, canonicalWeights(model.weights.vae), 'vae', false, layers), cfg };
 }
 
 /** Encoder graph: `image` [B, 3, H, W] in [−1, 1] → `mean`, `logvar` (clamped), `std` [B, latent, H/f, W/f] (f = vaeScaleFactor). */
@@ -188,9 +178,9 @@ export function buildVaeEncoderGraph(model: VaeSource): BuiltNetwork {
 }
 
 /** Decoder graph: `z` [B, latent, h, w] (already ÷ scaling factor) → `image` [B, 3, f·h, f·w] (f = vaeScaleFactor), unclamped. */
-/** `convs`: int8 resnet convolutions or calibration statistics (src/networks/int8-conv.ts) */
-export function buildVaeDecoderGraph(model: VaeSource, convs?: ConvMode): BuiltNetwork {
-  const { ctx, cfg } = context(model, 'vae_decoder', convs);
+/** `layers`: builders of the Linear/Conv products other than fp32 (e.g. int8 convolutions from src/quant/) */
+export function buildVaeDecoderGraph(model: VaeSource, layers?: Partial<LayerBuilders>): BuiltNetwork {
+  const { ctx, cfg } = context(model, 'vae_decoder', layers);
   const g = ctx.g;
   const groups = cfg.normNumGroups;
   const levels = cfg.blockOutChannels.length;
@@ -262,9 +252,9 @@ export class VaeDecoder {
     this.latentChannels = cfg.latentChannels;
   }
 
-  /** `convs.int8`: the resnet convolutions in int8 (`decoderInt8Convs`, src/networks/vae-calibrate.ts) */
-  static async create(model: VaeSource, settings?: SessionSettings, convs?: ConvMode): Promise<VaeDecoder> {
-    const session = await NetworkSession.create(buildVaeDecoderGraph(model, convs), settings);
+  /** `layers`: e.g. the int8 resnet convolutions (`int8ConvLayers(await decoderInt8Convs(…))`, src/quant/) */
+  static async create(model: VaeSource, settings?: SessionSettings, layers?: Partial<LayerBuilders>): Promise<VaeDecoder> {
+    const session = await NetworkSession.create(buildVaeDecoderGraph(model, layers), settings);
     return new VaeDecoder(session, model.config.vae);
   }
 

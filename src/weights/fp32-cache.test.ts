@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureFp32Component, needsFp32, sourceFingerprint } from './fp32-cache.ts';
+import { ensureFp32Component, needsFp32 } from './fp32-cache.ts';
+import { sourceFingerprint } from './derived-cache.ts';
 import { readSafetensorsHeader, readTensorF32, tensorRefOf, writeSafetensors } from './safetensors.ts';
 import type { TensorRef } from './types.ts';
 

@@ -8,12 +8,17 @@ import { loadModel } from '../weights/load-model.ts';
 import { GraphBuilder } from '../onnx/graph.ts';
 import { Session } from '../onnx/session.ts';
 import { TorchGenerator } from '../sampling/rng.ts';
-import { oracleF32 } from './test-support.ts';
-import { quantisableDecoderConvs, VaeDecoder } from './vae.ts';
-import { decoderInt8Convs } from './vae-calibrate.ts';
-import { calibrationFile, MIN_SNR_DB } from './int8-calibration.ts';
-import { int8Conv, MARGIN, mergeStats, outputQuantization, snrDb, type Int8Conv } from './int8-conv.ts';
-import { quantizeInt8PerRow } from './quantize.ts';
+import { oracleF32 } from '../networks/test-support.ts';
+import { VaeDecoder } from '../networks/vae.ts';
+import { decoderCalibrationInputs } from '../engine/calibration-inputs.ts';
+import { quantisableDecoderConvs } from './quantisable-convs.ts';
+import { decoderInt8Convs } from './vae-calibration.ts';
+import { calibrationFile } from './calibration-cache.ts';
+import { MIN_SNR_DB } from './calibrate.ts';
+import { mergeStats } from './conv-stats.ts';
+import { int8Conv, int8ConvLayers, MARGIN, outputQuantization, type Int8Conv } from './int8-conv.ts';
+import { quantizeInt8PerRow } from './quantizers.ts';
+import { snrDb } from './snr.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-vae-int8-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -82,21 +87,21 @@ describe('int8 VAE decoder on the oracle tiny model', () => {
 
   test('calibrated once and cached; the decoded trace image stays close to diffusers, not identical', async (t) => {
     const model = await loadModel(source, { cacheDir });
-    const first = await decoderInt8Convs(model, { cacheDir, settings: { threads: 2 } });
+    const first = await decoderInt8Convs(model, decoderCalibrationInputs(model.config.vae), { cacheDir, settings: { threads: 2 } });
     assert.equal(first.calibrated, true);
     assert.deepEqual([...first.keys()].sort(), quantisableDecoderConvs(model.weights.vae).sort());
     assert.equal(first.size, 20, 'conv1 and conv2 of the tiny decoder\'s 10 resnets (2 per up block, 2 in the mid block)');
     assert.ok(first.calibration.snrDb >= MIN_SNR_DB, `calibration SNR ${first.calibration.snrDb}`);
     const file = calibrationFile(cacheDir, model.fingerprint, 'vae_decoder');
     assert.ok(fs.existsSync(file));
-    const second = await decoderInt8Convs(model, { cacheDir, settings: { threads: 2 } });
+    const second = await decoderInt8Convs(model, decoderCalibrationInputs(model.config.vae), { cacheDir, settings: { threads: 2 } });
     assert.equal(second.calibrated, false, 'read from the cache');
     assert.deepEqual(second.calibration, first.calibration);
 
     const z = oracleF32('vae/decode_input', 'img2img_trace');
     const want = oracleF32('vae/decode_output', 'img2img_trace').data;
     const [, , h, w] = z.shape;
-    const dec = await VaeDecoder.create(model, { threads: 2, optimization: 'all' }, { int8: second });
+    const dec = await VaeDecoder.create(model, { threads: 2, optimization: 'all' }, int8ConvLayers(second));
     const got = await dec.decode(z.data, 1, h, w);
     await dec.release();
     const snr = snrDb(want, got);
@@ -111,13 +116,13 @@ describe('int8 VAE decoder on the oracle tiny model', () => {
   test('a stale calibration is redone; a checkpoint below the SNR floor is refused naming the setting', async () => {
     const model = await loadModel(source, { cacheDir });
     const file = calibrationFile(cacheDir, model.fingerprint, 'vae_decoder');
-    await decoderInt8Convs(model, { cacheDir, settings: { threads: 2 } });
+    await decoderInt8Convs(model, decoderCalibrationInputs(model.config.vae), { cacheDir, settings: { threads: 2 } });
     const stored = JSON.parse(fs.readFileSync(file, 'utf8'));
     fs.writeFileSync(file, JSON.stringify({ ...stored, version: 0 }));
-    assert.equal((await decoderInt8Convs(model, { cacheDir, settings: { threads: 2 } })).calibrated, true);
+    assert.equal((await decoderInt8Convs(model, decoderCalibrationInputs(model.config.vae), { cacheDir, settings: { threads: 2 } })).calibrated, true);
     fs.writeFileSync(file, '{ not json');
-    assert.equal((await decoderInt8Convs(model, { cacheDir, settings: { threads: 2 } })).calibrated, true);
-    await assert.rejects(decoderInt8Convs(model, { cacheDir, minSnrDb: 99 }), (e: Error & { code?: string; field?: string }) => {
+    assert.equal((await decoderInt8Convs(model, decoderCalibrationInputs(model.config.vae), { cacheDir, settings: { threads: 2 } })).calibrated, true);
+    await assert.rejects(decoderInt8Convs(model, decoderCalibrationInputs(model.config.vae), { cacheDir, minSnrDb: 99 }), (e: Error & { code?: string; field?: string }) => {
       assert.equal(e.code, 'BAD_REQUEST');
       assert.equal(e.field, 'vae-quantize');
       assert.match(e.message, /--vae-quantize.*SNR \d+\.\d dB.*minimum 99 dB.*"off"/);

@@ -8,20 +8,14 @@ import { oracleDir } from '../paths.ts';
 import { loadModel } from '../weights/load-model.ts';
 import { readSafetensorsHeader, tensorRefOf, writeSafetensors } from '../weights/safetensors.ts';
 import type { SdxlModel, TensorRef } from '../weights/types.ts';
-import { linear, newContext } from './blocks.ts';
-import {
-  dequantizeBlockwise,
-  dequantizeInt8PerColumn,
-  ensureQuantized,
-  quantizeBlockwise,
-  quantizeComponent,
-  quantizeInt8PerColumn,
-  QUANT_SCHEMES,
-  QuantizedWeights,
-} from './quantize.ts';
-import { NetworkSession, weightsFolder } from './runtime.ts';
-import { oracleF32 } from './test-support.ts';
-import { buildUNetGraph } from './unet.ts';
+import { LINEAR_QUANT_SCHEMES as QUANT_SCHEMES } from '../contract/tables.ts';
+import { linear, newContext } from '../networks/blocks.ts';
+import { NetworkSession, weightsFolder } from '../networks/runtime.ts';
+import { oracleF32 } from '../networks/test-support.ts';
+import { buildUNetGraph } from '../networks/unet.ts';
+import { dequantizeBlockwise, dequantizeInt8PerColumn, quantizeBlockwise, quantizeInt8PerColumn } from './quantizers.ts';
+import { quantizedLinearLayers } from './quantized-linear.ts';
+import { ensureQuantized, quantizeComponent, QuantizedWeights } from './quantized-weights.ts';
 
 /** Deterministic test data (xorshift32), values in [−1, 1) times a per-row magnitude spread over 3 decades. */
 function matrix(rows: number, cols: number, seed: number): Float32Array {
@@ -106,9 +100,11 @@ describe('quantised Linear through onnxruntime', () => {
       assert.ok(q instanceof QuantizedWeights && q.created);
       assert.equal(q.get('attentions.0.lin.weight')?.dtype, scheme === 'int8' ? 'I8' : 'U8');
       const g = new GraphBuilder('lin');
-      const ctx = newContext(g, q, 'test', false);
-      assert.equal(ctx.quant?.scheme, scheme);
+      assert.equal(q.scheme, scheme);
+      const ctx = newContext(g, q, 'test', false, quantizedLinearLayers(q));
       g.output(linear(ctx, g.input('x', 'float32', ['m', K]), 'attentions.0.lin'), 'y');
+      const op = scheme === 'int8' ? 'DynamicQuantizeMatMul' : 'MatMulNBits';
+      assert.ok(new TextDecoder('latin1').decode(g.build(weightsFolder(q, 'test'))).includes(op), `the graph runs ${op}`);
       const s = await NetworkSession.create({ graph: g, weights: q, loraSlots: [], label: 'lin' }, { threads: 2 });
       const x = matrix(M, K, 9).map((v) => v * 1000);
       const y = (await s.run({ x: { data: x, dims: [M, K] } })).y.data as Float32Array;
@@ -143,7 +139,7 @@ describe('quantised tiny UNet vs fp32', () => {
       const qw = await quantizeComponent(model, 'unet', { scheme, cacheDir: path.join(TMP, 'unet-cache') });
       const quantised = [...qw.quant.keys()].filter((k) => !k.endsWith('_scale')).length;
       assert.ok(quantised > 0);
-      const built = buildUNetGraph({ config: model.config, weights: { ...model.weights, unet: qw } });
+      const built = buildUNetGraph({ config: model.config, weights: { ...model.weights, unet: qw } }, { layers: quantizedLinearLayers(qw) });
       const unet = await NetworkSession.create(built, { threads: 2 });
       const sample = oracleF32('unet/8x8/sample');
       const ehs = oracleF32('unet/8x8/encoder_hidden_states');

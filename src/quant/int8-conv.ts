@@ -1,26 +1,23 @@
 /**
  * int8 resnet convolutions (opt-in: `--vae-quantize int8` for the VAE decoder, `--quantize int8-full` for the UNet's
- * mid and up blocks): the 3×3 conv1/conv2 of those resnets run as onnxruntime's QLinearConv — uint8 activations × int8 weights, which its CPU
- * int8 kernels compute at 1.3× (128 channels, 512²) to 3× (512 channels, 128²) the rate of the fp32 NCHWc convolution
- * (measured on the 2-core Sapphire Rapids machine, see README "Performance").
+ * mid and up blocks): the 3×3 conv1/conv2 of those resnets run as onnxruntime's QLinearConv — uint8 activations ×
+ * int8 weights, which its CPU int8 kernels compute at 1.3× (128 channels, 512²) to 3× (512 channels, 128²) the rate
+ * of the fp32 NCHWc convolution (measured on the 2-core Sapphire Rapids machine, see README "Performance").
  *
  * Every quantised convolution reads a post-SiLU activation (bounded below by −0.28, no outlier channels: GroupNorm
  * runs just before it). Its input is quantised per tensor at run time (DynamicQuantizeLinear: scale = range/255);
  * weights per output channel, symmetric. QLinearConv also needs the OUTPUT's scale before it runs; that comes from a
- * calibration once per checkpoint (src/networks/int8-calibration.ts): the reference network runs on calibration inputs
- * and records, for each convolution, its output range relative to its input range (lo/R, hi/R). At run time the
- * output range is that ratio times the actual input range, widened by `MARGIN`, so the quantisation follows the
- * input's scale. Convolutions that read the residual stream (up/downsampling, 1×1 shortcuts, conv_in/conv_out) stay
- * fp32.
+ * calibration once per checkpoint (src/quant/calibrate.ts): the reference network runs on calibration inputs and
+ * records, for each convolution, its output range relative to its input range (lo/R, hi/R). At run time the output
+ * range is that ratio times the actual input range, widened by `MARGIN`, so the quantisation follows the input's
+ * scale. Convolutions that read the residual stream (up/downsampling, 1×1 shortcuts, conv_in/conv_out) stay fp32.
  */
 import { AtelierError } from '../contract/errors.ts';
 import type { GraphBuilder, Value } from '../onnx/graph.ts';
+import { fp32Conv, type LayerBuilders } from '../networks/blocks.ts';
 import { readTensorF32 } from '../weights/safetensors.ts';
 import type { TensorRef } from '../weights/types.ts';
-import { quantizeInt8PerRow } from './quantize.ts';
-
-/** `--vae-quantize` values */
-export { VAE_QUANTIZATIONS as VAE_QUANT_SCHEMES, type VaeQuantScheme } from '../contract/tables.ts';
+import { quantizeInt8PerRow } from './quantizers.ts';
 
 /** Calibrated output range of one convolution per unit of input range (R = max(x, 0) − min(x, 0)). */
 export interface ConvRange {
@@ -46,58 +43,8 @@ export interface Int8Conv {
 /** module name → its int8 convolution (absent modules stay fp32) */
 export type Int8Convs = ReadonlyMap<string, Int8Conv>;
 
-/** How a graph's convolutions are built: fp32 (empty), fp32 with calibration outputs, or some in int8. */
-export interface ConvMode {
-  int8?: Int8Convs;
-  /** modules that get `stat:<module>:{r,lo,hi}` outputs (calibration) */
-  calibrate?: ReadonlySet<string>;
-}
-
-/** Resnet conv1/conv2 modules with 3×3 weights under `prefix` (the convolutions this scheme quantises). */
-export function quantisableResnetConvs(weights: ReadonlyMap<string, TensorRef>, prefix = ''): string[] {
-  const out: string[] = [];
-  for (const [name, r] of weights) {
-    if (!name.startsWith(prefix) || !/(^|\.)resnets\.\d+\.conv[12]\.weight$/.test(name)) continue;
-    if (r.shape.length === 4 && r.shape[2] === 3 && r.shape[3] === 3) out.push(name.slice(0, -'.weight'.length));
-  }
-  return out;
-}
-
 /** Widening of the calibrated output range (a run whose outputs exceed the calibrated ratio is clipped beyond it). */
 export const MARGIN = 1.5;
-
-/** Output names of a convolution's calibration statistics. */
-export function statNames(module: string): { r: string; lo: string; hi: string } {
-  return { r: `stat:${module}:r`, lo: `stat:${module}:lo`, hi: `stat:${module}:hi` };
-}
-
-/** Calibration outputs of a convolution x → y: input range (0 included) and output min/max, as scalars. */
-export function addConvStats(g: GraphBuilder, module: string, x: Value, y: Value): void {
-  const zero = g.scalar(0);
-  const max = (t: Value) => g.op('ReduceMax', [t], { keepdims: 0 });
-  const min = (t: Value) => g.op('ReduceMin', [t], { keepdims: 0 });
-  const n = statNames(module);
-  g.output(g.op('Sub', [g.op('Max', [max(x), zero]), g.op('Min', [min(x), zero])]), n.r, 'float32', []);
-  g.output(min(y), n.lo, 'float32', []);
-  g.output(max(y), n.hi, 'float32', []);
-}
-
-/** The ratio ranges of every calibrated module, widest over all calibration runs. */
-export function mergeStats(runs: readonly Record<string, { r: number; lo: number; hi: number }>[]): Map<string, ConvRange> {
-  const out = new Map<string, ConvRange>();
-  for (const run of runs) {
-    for (const [module, s] of Object.entries(run)) {
-      if (!(s.r > 0) || !Number.isFinite(s.lo) || !Number.isFinite(s.hi)) {
-        throw new AtelierError('INTERNAL', `vae int8 calibration: unusable statistics for ${module} (${JSON.stringify(s)})`);
-      }
-      const lo = Math.min(0, s.lo / s.r);
-      const hi = Math.max(0, s.hi / s.r);
-      const prev = out.get(module);
-      out.set(module, prev ? { lo: Math.min(prev.lo, lo), hi: Math.max(prev.hi, hi) } : { lo, hi });
-    }
-  }
-  return out;
-}
 
 /** Output quantisation of a calibrated range: the range widened by `margin` about its centre, 0 kept inside. */
 export function outputQuantization(range: ConvRange, margin = MARGIN): { outScalePerInScale: number; outZeroPoint: number } {
@@ -147,17 +94,14 @@ export function int8Conv(g: GraphBuilder, x: Value, conv: Int8Conv, pad: number)
   return g.op('DequantizeLinear', [yq, ys, yz]);
 }
 
-/** 10·log10(var(reference) / mean squared difference); Infinity when equal. */
-export function snrDb(reference: Float32Array, test: Float32Array): number {
-  if (reference.length !== test.length || reference.length === 0) throw new AtelierError('INTERNAL', `snrDb: ${reference.length} vs ${test.length} values`);
-  let mean = 0;
-  for (const v of reference) mean += v;
-  mean /= reference.length;
-  let signal = 0;
-  let noise = 0;
-  for (let i = 0; i < reference.length; i++) {
-    signal += (reference[i] - mean) ** 2;
-    noise += (reference[i] - test[i]) ** 2;
-  }
-  return noise === 0 ? Infinity : 10 * Math.log10(signal / noise);
+/** The convolution hook of a graph build: QLinearConv for the modules in `convs`, fp32 for the others. */
+export function int8ConvLayers(convs: Int8Convs): Partial<LayerBuilders> {
+  return {
+    conv: (ctx, x, module, geometry) => {
+      const q = convs.get(module);
+      if (!q) return fp32Conv(ctx, x, module, geometry);
+      if (geometry.stride !== 1) throw new AtelierError('INTERNAL', `${ctx.component}: int8 convolution ${module} must have stride 1`);
+      return int8Conv(ctx.g, x, q, geometry.pad);
+    },
+  };
 }
