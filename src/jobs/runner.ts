@@ -7,15 +7,24 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Engine, GenerateRequest } from '../contract/types.ts';
 import { AtelierError, isAtelierError } from '../contract/errors.ts';
 import { decodeImage } from '../images/codec.ts';
-import type { Metrics } from '../api/metrics.ts';
 import { deliverImages } from './outputs.ts';
 import type { Job, JobError, JobLog, JobQueue } from './queue.ts';
+
+/** Where the runner reports what it measures (implemented by api/metrics.ts's Prometheus metrics). */
+export interface RunnerMetrics {
+  /** a job left the queue after waiting `seconds` */
+  jobWaited(endpoint: string, seconds: number): void;
+  /** one denoising step took `seconds` */
+  stepTook(seconds: number): void;
+  /** a job run ended after `seconds` in `outcome` (completed, failed, cancelled, requeued) */
+  jobFinished(endpoint: string, seconds: number, outcome: string): void;
+}
 
 export interface RunnerOptions {
   queue: JobQueue;
   engine: Engine;
   outputsDir: string;
-  metrics: Metrics;
+  metrics: RunnerMetrics;
   log: FastifyBaseLogger;
   /** fetch a LoRA / embedding URL into the download cache; the file stays pinned until release() */
   fetchAdapter: (url: string, field: string, signal: AbortSignal) => Promise<{ path: string; release(): void }>;
@@ -118,7 +127,7 @@ export class Runner {
     const say = (message: string, level: JobLog['level'] = 'INFO') =>
       queue.appendLog(job.id, { message, level, timestamp: new Date().toISOString() }).catch((e) => log.warn({ err: e }, 'log append failed'));
     const started = performance.now();
-    metrics.observe('atelier_job_wait_seconds', Math.max(0, ((job.startedAt ?? Date.now()) - job.createdAt) / 1000), { endpoint: job.endpoint });
+    metrics.jobWaited(job.endpoint, Math.max(0, ((job.startedAt ?? Date.now()) - job.createdAt) / 1000));
     log.info({ attempt: job.attempts, endpoint: job.endpoint }, 'job started');
     await say(`started (attempt ${job.attempts})`);
     let outcome: string;
@@ -131,7 +140,7 @@ export class Runner {
         onProgress: (e) => {
           const stepS = Math.max(0, (e.elapsedMs - lastElapsed) / 1000);
           lastElapsed = e.elapsedMs;
-          metrics.observe('atelier_step_duration_seconds', stepS);
+          metrics.stepTook(stepS);
           void say(`step ${e.step}/${e.total} (${stepS.toFixed(3)} s)`);
         },
         onLog: (line) => void say(line),
@@ -155,8 +164,7 @@ export class Runner {
       for (const l of leases) l.release();
     }
     const seconds = (performance.now() - started) / 1000;
-    metrics.observe('atelier_job_duration_seconds', seconds, { endpoint: job.endpoint });
-    metrics.inc('atelier_jobs_total', { endpoint: job.endpoint, state: outcome });
+    metrics.jobFinished(job.endpoint, seconds, outcome);
     log.info({ outcome, seconds: Number(seconds.toFixed(3)) }, 'job finished');
   }
 
