@@ -7,8 +7,9 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Engine, GenerateRequest } from '../contract/types.ts';
 import { AtelierError, isAtelierError } from '../contract/errors.ts';
 import { decodeImage } from '../images/codec.ts';
+import type { AdapterFiles } from './adapter-sources.ts';
 import { deliverImages } from './outputs.ts';
-import type { Job, JobError, JobLog, JobQueue } from './queue.ts';
+import type { AdapterSource, Job, JobError, JobLog, JobQueue } from './queue.ts';
 
 /** Where the runner reports what it measures (implemented by api/metrics.ts's Prometheus metrics). */
 export interface RunnerMetrics {
@@ -26,8 +27,8 @@ export interface RunnerOptions {
   outputsDir: string;
   metrics: RunnerMetrics;
   log: FastifyBaseLogger;
-  /** fetch a LoRA / embedding URL into the download cache; the file stays pinned until release() */
-  fetchAdapter: (url: string, field: string, signal: AbortSignal) => Promise<{ path: string; release(): void }>;
+  /** LoRA / embedding sources → local files (URLs fetched into the download cache, pinned until release()) */
+  adapterFiles: Pick<AdapterFiles, 'materialize'>;
   /** fallback wake-up when no event arrives, ms */
   pollMs?: number;
 }
@@ -206,19 +207,16 @@ export class Runner {
       throw new AtelierError('INTERNAL', `the stored input image of request ${job.id} is missing`);
     }
     const image = bytes ? await decodeImage(bytes, { maxPixels: Number.MAX_SAFE_INTEGER, field: 'image_url' }) : undefined;
-    const local = async (kind: 'file' | 'url', source: string, field: string): Promise<string> => {
-      if (kind === 'file') return source;
-      await say(`fetching ${field} ${source.slice(0, 120)}`);
-      const lease = await this.o.fetchAdapter(source, field, signal);
-      leases.push(lease);
-      return lease.path;
+    const local = async (src: AdapterSource, field: string): Promise<string> => {
+      if (src.kind === 'url') await say(`fetching ${field} ${src.source.slice(0, 120)}`);
+      const file = await this.o.adapterFiles.materialize(src, field, signal);
+      leases.push(file);
+      return file.path;
     };
     const loras = [];
-    for (const [i, l] of input.loras.entries()) loras.push({ file: await local(l.kind, l.source, `loras.${i}.path`), scale: l.scale });
+    for (const [i, l] of input.loras.entries()) loras.push({ file: await local(l, `loras.${i}.path`), scale: l.scale });
     const embeddings = [];
-    for (const [i, em] of input.embeddings.entries()) {
-      embeddings.push({ file: await local(em.kind, em.source, `embeddings.${i}.path`), tokens: em.tokens });
-    }
+    for (const [i, em] of input.embeddings.entries()) embeddings.push({ file: await local(em, `embeddings.${i}.path`), tokens: em.tokens });
     if (input.output.enableSafetyChecker) {
       await say('safety checker: not installed on this server; images were NOT checked (has_nsfw_concepts = null)', 'WARN');
     }
