@@ -1,23 +1,26 @@
 /**
  * Per-request adapters → network feeds. Parsed files are cached (by path, size and mtime); the slot table is
  * built once per loaded model. Nothing here touches the sessions: switching adapters costs only feeds.
+ * The model comes in as an AdapterTarget and the feeds go out as AdapterFeeds (./target.ts): adapters/ knows
+ * neither the engine nor the pipeline.
  */
 import fs from 'node:fs/promises';
 import { AtelierError } from '../contract/errors.ts';
 import type { GenerateRequest } from '../contract/types.ts';
-import type { AdapterFeeds } from '../pipeline/generate.ts';
-import type { LoadedModel } from '../engine/model-manager.ts';
 import { invertTable, mapByLongestPrefix } from '../weights/layouts/key-map.ts';
 import { sgmUnetTable } from '../weights/layouts/single-file.ts';
 import type { UNetConfig } from '../weights/types.ts';
 import { buildSlotTable, loraFeeds, readLoraFile, type ParsedLora, type SlotTable } from './lora.ts';
+import type { AdapterFeeds, AdapterTarget } from './target.ts';
 import { readEmbeddingFile, tokensFor, type ParsedEmbedding } from './textual-inversion.ts';
+
+export type { AdapterFeeds, AdapterTarget } from './target.ts';
 
 const MAX_CACHED_FILES = 32;
 /** parsed factors are float32: bound the cache by their bytes too (full-size SDXL LoRAs hold hundreds of MB) */
 const MAX_CACHED_BYTES = 2 * 1024 ** 3;
 const fileCache = new Map<string, { value: Promise<ParsedLora | ParsedEmbedding>; bytes: number }>();
-const slotTables = new WeakMap<LoadedModel, SlotTable>();
+const slotTables = new WeakMap<AdapterTarget, SlotTable>();
 
 function parsedBytes(v: ParsedLora | ParsedEmbedding): number {
   if ('modules' in v) {
@@ -78,7 +81,7 @@ export function sgmNamer(cfg: UNetConfig): (module: string) => string | undefine
   return (module) => mapByLongestPrefix(module, table);
 }
 
-function slotTableFor(m: LoadedModel): SlotTable {
+function slotTableFor(m: AdapterTarget): SlotTable {
   let t = slotTables.get(m);
   if (!t) {
     t = buildSlotTable(
@@ -90,7 +93,12 @@ function slotTableFor(m: LoadedModel): SlotTable {
   return t;
 }
 
-export async function prepareAdapters(m: LoadedModel, req: GenerateRequest, log: (line: string) => void): Promise<AdapterFeeds> {
+/** The request's LoRAs and embeddings (already local files) as feeds for `m`'s networks; what was not applied goes to `log`. */
+export async function prepareAdapters(
+  m: AdapterTarget,
+  req: Pick<GenerateRequest, 'loras' | 'embeddings'>,
+  log: (line: string) => void,
+): Promise<AdapterFeeds> {
   const out: AdapterFeeds = {};
   if (req.loras.length > 0) {
     const applied = [];

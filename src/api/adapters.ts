@@ -1,19 +1,11 @@
 /**
- * `loras[].path` / `embeddings[].path` given as a name: resolved to a file inside the server's LoRA or
- * embedding folders, and nowhere else (no absolute paths, no `..`, no symlink that leads out).
+ * The server's LoRA and embedding folders (found in the models folder) and what they hold, for the listing route.
+ * Names are resolved inside them by jobs/adapter-sources.ts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { AtelierError } from '../contract/errors.ts';
+import type { AdapterDirs } from '../jobs/adapter-sources.ts';
 import { CATEGORY_FOLDERS } from '../weights/discover.ts';
-
-export interface AdapterDirs {
-  /** real paths of the LoRA folders */
-  loras: string[];
-  embeddings: string[];
-  /** names found by discoverModels (loose files classified by their keys included) → file */
-  known: { loras: Map<string, string>; embeddings: Map<string, string> };
-}
 
 export interface DiscoveredAdapters {
   loras: { name: string; path: string }[];
@@ -41,56 +33,6 @@ export function adapterDirs(modelsDir: string | undefined, discovered?: Discover
     return found;
   };
   return { loras: existing(CATEGORY_FOLDERS.loras), embeddings: existing(CATEGORY_FOLDERS.embeddings), known };
-}
-
-/** True for values the server fetches (`http(s)://`, `data:`) rather than looks up locally. */
-export function isRemoteAdapter(value: string): boolean {
-  return /^(https?:\/\/|data:)/i.test(value);
-}
-
-/**
- * The absolute path of `name`: a name discoverModels listed, or a file (optionally without `.safetensors`)
- * inside one of `dirs`. Throws INVALID_INPUT naming `field` for unsafe names, ADAPTER_INVALID when nothing matches.
- */
-export function resolveLocalAdapter(
-  name: string,
-  dirs: readonly string[],
-  field: string,
-  kind: 'LoRA' | 'embedding',
-  known: ReadonlyMap<string, string> = new Map(),
-): string {
-  const refuse = (why: string) =>
-    new AtelierError('INVALID_INPUT', `${field}: ${JSON.stringify(name)} ${why}; give an http(s) URL or a file name inside the server's ${kind} folder`, {
-      field,
-    });
-  if (/^[a-z][a-z0-9+.-]*:/i.test(name) && !/^[a-z]:[\\/]/i.test(name)) throw refuse('uses a URL scheme that is not accepted');
-  if (name.includes('\0')) throw refuse('contains a NUL character');
-  if (path.isAbsolute(name) || /^[a-z]:/i.test(name) || name.startsWith('\\')) throw refuse('is an absolute path');
-  if (name.split(/[\\/]/).some((seg) => seg === '..')) throw refuse('contains ".."');
-  if (name.includes('\\')) throw refuse('contains a backslash');
-  const listed = known.get(name.replace(/\.safetensors$/i, ''));
-  if (listed) return listed;
-  if (dirs.length === 0) {
-    throw new AtelierError('ADAPTER_INVALID', `${field}: ${JSON.stringify(name)} names a local ${kind}, but this server has no ${kind} folder (see --models-dir)`, {
-      field,
-    });
-  }
-  const names = /\.safetensors$/i.test(name) ? [name] : [name, `${name}.safetensors`];
-  for (const dir of dirs) {
-    for (const n of names) {
-      const candidate = path.join(dir, n);
-      let real: string;
-      try {
-        real = fs.realpathSync(candidate);
-      } catch {
-        continue;
-      }
-      if (!real.startsWith(dir + path.sep)) throw refuse(`leads outside the ${kind} folder (through a symbolic link)`);
-      if (!fs.statSync(real).isFile()) continue;
-      return real;
-    }
-  }
-  throw new AtelierError('ADAPTER_INVALID', `${field}: no ${kind} named ${JSON.stringify(name)} in ${dirs.join(', ')}`, { field });
 }
 
 /**

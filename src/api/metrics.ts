@@ -2,6 +2,7 @@
  * Prometheus metrics in the text exposition format (https://prometheus.io/docs/instrumenting/exposition_formats/).
  * Counters and histograms are kept here; gauges are read at scrape time.
  */
+import type { RunnerMetrics } from '../jobs/runner.ts';
 
 type Labels = Record<string, string>;
 
@@ -11,7 +12,7 @@ interface Histogram {
   series: Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>;
 }
 
-export class Metrics {
+export class Metrics implements RunnerMetrics {
   private readonly counters = new Map<string, { help: string; series: Map<string, { labels: Labels; value: number }> }>();
   private readonly histograms = new Map<string, Histogram>();
   private readonly gauges = new Map<string, { help: string; read: () => Promise<{ labels: Labels; value: number }[]> }>();
@@ -58,6 +59,19 @@ export class Metrics {
     s.sum += value;
     s.count++;
     h.series.set(key, s);
+  }
+
+  jobWaited(endpoint: string, seconds: number): void {
+    this.observe('atelier_job_wait_seconds', seconds, { endpoint });
+  }
+
+  stepTook(seconds: number): void {
+    this.observe('atelier_step_duration_seconds', seconds);
+  }
+
+  jobFinished(endpoint: string, seconds: number, outcome: string): void {
+    this.observe('atelier_job_duration_seconds', seconds, { endpoint });
+    this.inc('atelier_jobs_total', { endpoint, state: outcome });
   }
 
   async render(): Promise<string> {

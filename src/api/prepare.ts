@@ -10,8 +10,8 @@ import type { AllowList } from '../images/address-guard.ts';
 import { decodeImage, encodeImage } from '../images/codec.ts';
 import { fetchBytes } from '../images/fetch.ts';
 import { resizeRgb, resolveOutputSize, type OutputPlan } from '../images/sizes.ts';
+import { resolveAdapterSource, type AdapterDirs } from '../jobs/adapter-sources.ts';
 import type { JobInput } from '../jobs/queue.ts';
-import { isRemoteAdapter, resolveLocalAdapter, type AdapterDirs } from './adapters.ts';
 import type { EndpointDef } from './endpoints.ts';
 import { inputFields, type WireInput } from './schemas.ts';
 import { randomSeed } from '../contract/seed.ts';
@@ -87,12 +87,9 @@ export async function prepareJob(
   }
 
   // 2. Adapters: URLs are fetched by the runner (cached); local names are resolved now.
-  const loras = w.loras.map((l, i) => ({
-    ...adapterSource(l.path, ctx.adapterDirs.loras, `loras.${i}.path`, 'LoRA', ctx.adapterDirs.known.loras),
-    scale: l.scale,
-  }));
+  const loras = w.loras.map((l, i) => ({ ...resolveAdapterSource(l.path, ctx.adapterDirs, 'LoRA', `loras.${i}.path`), scale: l.scale }));
   const embeddings = w.embeddings.map((e, i) => ({
-    ...adapterSource(e.path, ctx.adapterDirs.embeddings, `embeddings.${i}.path`, 'embedding', ctx.adapterDirs.known.embeddings),
+    ...resolveAdapterSource(e.path, ctx.adapterDirs, 'embedding', `embeddings.${i}.path`),
     tokens: e.tokens,
   }));
 
@@ -120,21 +117,4 @@ export async function prepareJob(
     ...(ctx.httpRequestId ? { httpRequestId: ctx.httpRequestId } : {}),
   };
   return { input, ...(inputImage ? { inputImage } : {}) };
-}
-
-function adapterSource(
-  value: string,
-  dirs: string[],
-  field: string,
-  kind: 'LoRA' | 'embedding',
-  known: ReadonlyMap<string, string>,
-): { kind: 'file' | 'url'; source: string } {
-  if (!isRemoteAdapter(value)) return { kind: 'file', source: resolveLocalAdapter(value, dirs, field, kind, known) };
-  if (value.toLowerCase().startsWith('data:')) return { kind: 'url', source: value };
-  try {
-    new URL(value);
-  } catch (cause) {
-    throw new AtelierError('URL_REFUSED', `${field}: ${JSON.stringify(value.slice(0, 100))} is not a valid URL`, { field, cause });
-  }
-  return { kind: 'url', source: value };
 }

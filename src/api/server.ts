@@ -13,9 +13,10 @@ import { AtelierError } from '../contract/errors.ts';
 import { parseAllowList, type AllowList } from '../images/address-guard.ts';
 import { DownloadCache } from '../images/download-cache.ts';
 import type { JobQueue } from '../jobs/queue.ts';
+import { AdapterFiles, type AdapterDirs } from '../jobs/adapter-sources.ts';
 import { Runner } from '../jobs/runner.ts';
 import { SqliteQueue } from '../jobs/sqlite-queue.ts';
-import { adapterDirs, type AdapterDirs, type DiscoveredAdapters } from './adapters.ts';
+import { adapterDirs, type DiscoveredAdapters } from './adapters.ts';
 import { KeyAuth, RateLimiter } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import { installErrorHandling } from './errors.ts';
@@ -95,8 +96,7 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): FastifyInst
     metrics,
     log: app.log,
     pollMs: deps.pollMs,
-    fetchAdapter: async (url, field, signal) =>
-      cache.acquire(url, { maxBytes: 2 * 1024 ** 3, timeoutMs: 10 * 60_000, maxRedirects: 5, allow, field, signal }),
+    adapterFiles: new AdapterFiles(cache, allow),
   });
   const webhookSecret = loadOrCreateSecret(config.engine.dataDir, config.webhookSecret);
   const webhooks = new WebhookSender({

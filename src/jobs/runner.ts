@@ -7,18 +7,28 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Engine, GenerateRequest } from '../contract/types.ts';
 import { AtelierError, isAtelierError } from '../contract/errors.ts';
 import { decodeImage } from '../images/codec.ts';
-import type { Metrics } from '../api/metrics.ts';
+import type { AdapterFiles } from './adapter-sources.ts';
 import { deliverImages } from './outputs.ts';
-import type { Job, JobError, JobLog, JobQueue } from './queue.ts';
+import type { AdapterSource, Job, JobError, JobLog, JobQueue } from './queue.ts';
+
+/** Where the runner reports what it measures (implemented by api/metrics.ts's Prometheus metrics). */
+export interface RunnerMetrics {
+  /** a job left the queue after waiting `seconds` */
+  jobWaited(endpoint: string, seconds: number): void;
+  /** one denoising step took `seconds` */
+  stepTook(seconds: number): void;
+  /** a job run ended after `seconds` in `outcome` (completed, failed, cancelled, requeued) */
+  jobFinished(endpoint: string, seconds: number, outcome: string): void;
+}
 
 export interface RunnerOptions {
   queue: JobQueue;
   engine: Engine;
   outputsDir: string;
-  metrics: Metrics;
+  metrics: RunnerMetrics;
   log: FastifyBaseLogger;
-  /** fetch a LoRA / embedding URL into the download cache; the file stays pinned until release() */
-  fetchAdapter: (url: string, field: string, signal: AbortSignal) => Promise<{ path: string; release(): void }>;
+  /** LoRA / embedding sources → local files (URLs fetched into the download cache, pinned until release()) */
+  adapterFiles: Pick<AdapterFiles, 'materialize'>;
   /** fallback wake-up when no event arrives, ms */
   pollMs?: number;
 }
@@ -118,7 +128,7 @@ export class Runner {
     const say = (message: string, level: JobLog['level'] = 'INFO') =>
       queue.appendLog(job.id, { message, level, timestamp: new Date().toISOString() }).catch((e) => log.warn({ err: e }, 'log append failed'));
     const started = performance.now();
-    metrics.observe('atelier_job_wait_seconds', Math.max(0, ((job.startedAt ?? Date.now()) - job.createdAt) / 1000), { endpoint: job.endpoint });
+    metrics.jobWaited(job.endpoint, Math.max(0, ((job.startedAt ?? Date.now()) - job.createdAt) / 1000));
     log.info({ attempt: job.attempts, endpoint: job.endpoint }, 'job started');
     await say(`started (attempt ${job.attempts})`);
     let outcome: string;
@@ -131,7 +141,7 @@ export class Runner {
         onProgress: (e) => {
           const stepS = Math.max(0, (e.elapsedMs - lastElapsed) / 1000);
           lastElapsed = e.elapsedMs;
-          metrics.observe('atelier_step_duration_seconds', stepS);
+          metrics.stepTook(stepS);
           void say(`step ${e.step}/${e.total} (${stepS.toFixed(3)} s)`);
         },
         onLog: (line) => void say(line),
@@ -155,8 +165,7 @@ export class Runner {
       for (const l of leases) l.release();
     }
     const seconds = (performance.now() - started) / 1000;
-    metrics.observe('atelier_job_duration_seconds', seconds, { endpoint: job.endpoint });
-    metrics.inc('atelier_jobs_total', { endpoint: job.endpoint, state: outcome });
+    metrics.jobFinished(job.endpoint, seconds, outcome);
     log.info({ outcome, seconds: Number(seconds.toFixed(3)) }, 'job finished');
   }
 
@@ -198,19 +207,16 @@ export class Runner {
       throw new AtelierError('INTERNAL', `the stored input image of request ${job.id} is missing`);
     }
     const image = bytes ? await decodeImage(bytes, { maxPixels: Number.MAX_SAFE_INTEGER, field: 'image_url' }) : undefined;
-    const local = async (kind: 'file' | 'url', source: string, field: string): Promise<string> => {
-      if (kind === 'file') return source;
-      await say(`fetching ${field} ${source.slice(0, 120)}`);
-      const lease = await this.o.fetchAdapter(source, field, signal);
-      leases.push(lease);
-      return lease.path;
+    const local = async (src: AdapterSource, field: string): Promise<string> => {
+      if (src.kind === 'url') await say(`fetching ${field} ${src.source.slice(0, 120)}`);
+      const file = await this.o.adapterFiles.materialize(src, field, signal);
+      leases.push(file);
+      return file.path;
     };
     const loras = [];
-    for (const [i, l] of input.loras.entries()) loras.push({ file: await local(l.kind, l.source, `loras.${i}.path`), scale: l.scale });
+    for (const [i, l] of input.loras.entries()) loras.push({ file: await local(l, `loras.${i}.path`), scale: l.scale });
     const embeddings = [];
-    for (const [i, em] of input.embeddings.entries()) {
-      embeddings.push({ file: await local(em.kind, em.source, `embeddings.${i}.path`), tokens: em.tokens });
-    }
+    for (const [i, em] of input.embeddings.entries()) embeddings.push({ file: await local(em, `embeddings.${i}.path`), tokens: em.tokens });
     if (input.output.enableSafetyChecker) {
       await say('safety checker: not installed on this server; images were NOT checked (has_nsfw_concepts = null)', 'WARN');
     }
