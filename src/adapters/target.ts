@@ -1,7 +1,7 @@
 /**
  * What adapters/ needs from a loaded model, and what it hands back: declared here so that adapters/ imports only
- * downward (networks, weights, tokenizer). The engine's LoadedModel satisfies AdapterTarget; the pipeline's
- * AdapterFeeds accepts AdapterFeeds (both structurally: neither side imports the other).
+ * downward (networks, weights, tokenizer). The engine's LoadedModel satisfies AdapterTarget; the pipeline (one
+ * layer above) takes AdapterFeeds as they are.
  */
 import type { LoraSlot } from '../networks/blocks.ts';
 import type { ClipTokenizer } from '../tokenizer/clip-bpe.ts';
@@ -18,7 +18,8 @@ export interface AdapterTarget {
 }
 
 /** LoRA factors per network input name (`lora.<slot>.down` …), as the networks take them. */
-export type NetworkLoraFeeds = Record<string, { data: Float32Array; dims: readonly number[] }>;
+export type { LoraFeeds as NetworkLoraFeeds } from '../networks/runtime.ts';
+import type { LoraFeeds as NetworkLoraFeeds } from '../networks/runtime.ts';
 
 /** Per-request adapters turned into network feeds. */
 export interface AdapterFeeds {

@@ -10,6 +10,9 @@ import type { TensorRef } from '../weights/types.ts';
 import { emptyLoraFeeds, type LoraSlot } from './blocks.ts';
 
 /** The one folder holding every weight file of a component (external data must be relative to one folder). */
+/** One network's LoRA factor inputs for one run (graph input name → tensor); absent names run rank 0. */
+export type LoraFeeds = Record<string, TensorIn>;
+
 export function weightsFolder(weights: Map<string, TensorRef>, component: string): string {
   let dir: string | undefined;
   for (const r of weights.values()) {
@@ -60,7 +63,7 @@ export class NetworkSession {
   }
 
   /** Run with the given inputs; LoRA factors default to empty (no adapter). */
-  async run(inputs: Record<string, TensorIn>, lora?: Record<string, TensorIn>): Promise<Record<string, TensorOut>> {
+  async run(inputs: Record<string, TensorIn>, lora?: LoraFeeds): Promise<Record<string, TensorOut>> {
     if (!this.session) {
       if (!this.open) throw new AtelierError('INTERNAL', `session ${this.label} was released`);
       this.session = this.open();

@@ -4,6 +4,7 @@
  * Long prompts: chunks of 75 tokens + BOS/EOS, each encoded separately and concatenated along the sequence
  * (as AUTOMATIC1111 and ComfyUI do); the pooled embedding comes from the first chunk.
  */
+import type { LoraFeeds } from '../networks/runtime.ts';
 
 /** What the pipeline needs from a text encoder (implemented by networks/clip-text.ts). */
 export interface PromptEncoder {
@@ -11,7 +12,7 @@ export interface PromptEncoder {
   encode(
     ids: BigInt64Array,
     batch: number,
-    opts?: { extraEmbeddings?: Float32Array; lora?: Record<string, { data: Float32Array; dims: readonly number[] }> },
+    opts?: { extraEmbeddings?: Float32Array; lora?: LoraFeeds },
   ): Promise<{ penultimate: Float32Array; lastHidden: Float32Array; pooled: Float32Array }>;
 }
 
@@ -25,7 +26,7 @@ export interface EncoderSet {
   tokenizers: [PromptTokenizer, PromptTokenizer];
   /** textual-inversion rows per encoder ([E, hidden]); undefined = none */
   extraEmbeddings?: [Float32Array | undefined, Float32Array | undefined];
-  lora?: [Record<string, { data: Float32Array; dims: readonly number[] }> | undefined, Record<string, { data: Float32Array; dims: readonly number[] }> | undefined];
+  lora?: [LoraFeeds | undefined, LoraFeeds | undefined];
   /** 'truncate' reproduces diffusers exactly; 'chunk' keeps every token of long prompts */
   long: 'truncate' | 'chunk';
 }

@@ -2,6 +2,7 @@
  * Text-to-image and image-to-image with SDXL semantics, step by step as diffusers'
  * StableDiffusionXLPipeline / StableDiffusionXLImg2ImgPipeline (v0.29) do them, including the order of random draws.
  */
+import type { AdapterFeeds } from '../adapters/target.ts';
 import { AtelierError } from '../contract/errors.ts';
 import type { GenerateRequest, RgbImage } from '../contract/types.ts';
 import type { UNetInputs } from '../networks/unet.ts';
@@ -12,7 +13,7 @@ import { buildConditioning, type EncoderSet } from './conditioning.ts';
 import { imageToTensor, tensorToImages, latentPreview } from './image-tensor.ts';
 import { decodeTiled, TILE_ABOVE_PIXELS, type TileOptions } from './vae-tiling.ts';
 
-type LoraFeeds = Record<string, { data: Float32Array; dims: readonly number[] }>;
+import type { LoraFeeds } from '../networks/runtime.ts';
 
 /** The networks a pipeline runs (implemented by networks/*.ts). */
 export interface PipelineModel {
@@ -32,17 +33,8 @@ export interface PipelineModel {
   afterDenoising?: () => Promise<void>;
 }
 
-/** Per-request adapters already turned into network feeds (adapters/). */
-export interface AdapterFeeds {
-  textEncoder1?: LoraFeeds;
-  textEncoder2?: LoraFeeds;
-  unet?: LoraFeeds;
-  extraEmbeddings?: [Float32Array | undefined, Float32Array | undefined];
-  /** tokenizers with the request's textual-inversion tokens added */
-  tokenizers?: EncoderSet['tokenizers'];
-  /** expands a one-token multi-vector embedding into its tokens */
-  rewritePrompt?: (prompt: string) => string;
-}
+/** Per-request adapters already turned into network feeds (declared by adapters/, which the pipeline sits above). */
+export type { AdapterFeeds } from '../adapters/target.ts';
 
 export interface PipelineHooks {
   onStep?: (step: number, total: number, preview?: () => RgbImage) => void;
