@@ -40,8 +40,8 @@ const BENCH_OPTIONS: readonly OptionSpec[] = [
   { flag: 'help', kind: 'boolean', help: 'show this help' },
 ];
 
-/** Engine flags that make sense for the bench (the model and data folder are its own). */
-const BENCH_ENGINE_OPTIONS = ENGINE_OPTIONS.filter((o) => ['threads', 'device', 'weights', 'quantize', 'vae-quantize'].includes(o.flag));
+/** Engine flags that make sense for the bench: the model and data folder are its own, and each phase sets its precision. */
+const BENCH_ENGINE_OPTIONS = ENGINE_OPTIONS.filter((o) => ['threads', 'device'].includes(o.flag));
 const ALL_OPTIONS = [...BENCH_OPTIONS, ...BENCH_ENGINE_OPTIONS];
 
 export function parseBenchArgs(argv: string[], env: Readonly<Record<string, string | undefined>> = {}): BenchOptions {
@@ -85,21 +85,20 @@ export function parseBenchArgs(argv: string[], env: Readonly<Record<string, stri
 
 /** Flags a child phase needs (same settings as the parent). */
 export function childArgs(o: BenchOptions): string[] {
-  const a = ['--threads', String(o.threads), '--runs', String(o.runs), '--only', [...o.parts].join(','), '--device', o.engine.device, '--weights', o.engine.weights];
-  if (o.engine.quantize) a.push('--quantize', o.engine.quantize);
-  if (o.engine.vaeQuantize) a.push('--vae-quantize', o.engine.vaeQuantize);
+  const a = ['--threads', String(o.threads), '--runs', String(o.runs), '--only', [...o.parts].join(','), '--device', o.engine.device];
   if (o.optimization) a.push('--optimization', o.optimization);
   if (o.prepacking !== undefined) a.push('--prepacking', o.prepacking ? 'on' : 'off');
   return a;
 }
 
-/** Session settings passed to every network (unset fields keep the product's defaults). */
-export function sessionSettings(o: BenchOptions): { threads: number; optimization?: 'all' | 'extended'; prepacking?: boolean } {
-  return {
-    threads: o.threads,
-    ...(o.optimization ? { optimization: o.optimization } : {}),
-    ...(o.prepacking !== undefined ? { prepacking: o.prepacking } : {}),
-  };
+/** onnxruntime options the bench may vary beyond the product's (unset = the product's defaults). */
+export function sessionTuning(o: BenchOptions): { optimization?: 'all' | 'extended'; prepacking?: boolean } {
+  return { ...(o.optimization ? { optimization: o.optimization } : {}), ...(o.prepacking !== undefined ? { prepacking: o.prepacking } : {}) };
+}
+
+/** Session settings for the networks a phase builds by hand: the engine's threads and device, and the tuning. */
+export function sessionSettings(o: BenchOptions): { threads: number; provider: EngineSettings['device']; optimization?: 'all' | 'extended'; prepacking?: boolean } {
+  return { threads: o.threads, provider: o.engine.device, ...sessionTuning(o) };
 }
 
 export const HELP = `npm run bench -- [flags]     (prints one JSON object on stdout; progress on stderr)

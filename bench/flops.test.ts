@@ -36,6 +36,6 @@ test('bench flags: --quick drops the 1024² part; children get the same settings
   assert.equal(again.prepacking, false);
   assert.throws(() => parseBenchArgs(['--only', 'nope']), /unknown part "nope"/);
   assert.throws(() => parseBenchArgs(['--prepacking', 'maybe']), /--prepacking: "maybe" is not valid; expected one of on, off/);
-  assert.equal(parseBenchArgs(['--quantize', 'int8-full']).engine.quantize, 'int8-full');
-  assert.equal(parseBenchArgs(childArgs(parseBenchArgs(['--quantize', 'int8-full', '--threads', '1']))).engine.threads, 1);
+  const engine = parseBenchArgs(childArgs(parseBenchArgs(['--device', 'cuda', '--threads', '1']))).engine;
+  assert.deepEqual([engine.device, engine.threads, engine.models[0]!.name], ['cuda', 1, 'bench']);
 });

@@ -12,8 +12,7 @@ import { UNet } from '../src/networks/unet.ts';
 import { buildConditioning } from '../src/pipeline/conditioning.ts';
 import { runPipeline } from '../src/pipeline/generate.ts';
 import { loadModel } from '../src/weights/load-model.ts';
-import type { WeightPrecision } from '../src/weights/types.ts';
-import type { UNetQuantization } from '../src/contract/tables.ts';
+import type { EngineSettings } from '../src/contract/settings.ts';
 import { ensureQuantized } from '../src/quant/quantized-weights.ts';
 import { VaeDecoder } from '../src/networks/vae.ts';
 import type { LayerBuilders } from '../src/networks/blocks.ts';
@@ -23,7 +22,7 @@ import { int8ConvLayers } from '../src/quant/int8-conv.ts';
 import { snrDb } from '../src/quant/snr.ts';
 import { decoderCalibrationInputs } from '../src/engine/calibration-inputs.ts';
 import { TorchGenerator } from '../src/sampling/rng.ts';
-import { sessionSettings, type BenchOptions } from './args.ts';
+import { sessionSettings, sessionTuning, type BenchOptions } from './args.ts';
 import { unetFlops } from './flops.ts';
 import { measureGemm } from './gemm.ts';
 import { PROMPT, randomImage, request, unetInputs } from './inputs.ts';
@@ -61,8 +60,10 @@ async function series(label: string, warmups: number, runs: number, fn: () => Pr
 
 const cacheDir = (o: BenchOptions) => path.join(o.benchDir, 'cache');
 
-function open(o: BenchOptions, source = o.modelDir, cache = cacheDir(o), weights: WeightPrecision = 'fp32', quantize?: UNetQuantization): Promise<LoadedModel> {
-  return openModel('bench', source, { cacheDir: cache, settings: sessionSettings(o), weights, quantize });
+/** The full-size model (or `source`) opened with the bench's engine settings and this phase's precision (fp32 by default). */
+function open(o: BenchOptions, vary: Partial<EngineSettings> = {}, source = o.modelDir, dataDir = o.benchDir): Promise<LoadedModel> {
+  const fp32: Partial<EngineSettings> = { weights: 'fp32', quantize: undefined, vaeQuantize: undefined, oneShot: false };
+  return openModel({ name: 'bench', path: source }, { ...o.engine, ...fp32, dataDir, ...vary }, { session: sessionTuning(o) });
 }
 
 export async function phaseGemm(o: BenchOptions): Promise<PhaseResult> {
@@ -215,7 +216,7 @@ export async function phaseFp16(o: BenchOptions): Promise<PhaseResult> {
   const [, convertS] = await timed('fp16 copy of UNet + text encoders (once per checkpoint; a 16-bit checkpoint needs none)', () =>
     loadModel(o.modelDir, { cacheDir: cacheDir(o), weights: 'fp16' }),
   );
-  const [m, loadS] = await timed('load with --weights fp16 (openModel)', () => open(o, o.modelDir, cacheDir(o), 'fp16'));
+  const [m, loadS] = await timed('load with --weights fp16 (openModel)', () => open(o, { weights: 'fp16' }));
   const set = { ...m.pipeline.encoderSet, long: 'chunk' as const };
   const text = await series('fp16 text encoding', 1, 3, () => buildConditioning(set, { prompt: PROMPT, negativePrompt: '', guidanceScale: 7.5, numImages: 1, height: 512, width: 512 }));
   const x = unetInputs(m.model.config.unet, 64, 64);
@@ -227,7 +228,7 @@ export async function phaseFp16(o: BenchOptions): Promise<PhaseResult> {
 
 /** A full 1024² text-to-image run (2 steps) with `--weights fp16`, for its peak RSS and step time. */
 export async function phaseFp16At1024(o: BenchOptions): Promise<PhaseResult> {
-  const [m, loadS] = await timed('load with --weights fp16 for 1024²', () => open(o, o.modelDir, cacheDir(o), 'fp16'));
+  const [m, loadS] = await timed('load with --weights fp16 for 1024²', () => open(o, { weights: 'fp16' }));
   const req = request({ task: 'text-to-image', width: 1024, height: 1024, steps: 2 });
   const [out, e2eS] = await timed('fp16 txt2img 1024² 2 steps end-to-end (runPipeline)', () => runPipeline(m.pipeline, req));
   const fig = {
@@ -246,7 +247,7 @@ export async function phaseInt8(o: BenchOptions): Promise<PhaseResult> {
   const [, quantS] = await timed('int8 quantisation of the UNet (once per checkpoint)', () =>
     ensureQuantized(model.weights.unet, { scheme: 'int8', cacheDir: cacheDir(o), fingerprint: model.fingerprint, source: model.source, component: 'unet' }),
   );
-  const [m, loadS] = await timed('load with --quantize int8 (openModel)', () => open(o, o.modelDir, cacheDir(o), 'fp32', 'int8'));
+  const [m, loadS] = await timed('load with --quantize int8 (openModel)', () => open(o, { quantize: 'int8' }));
   const r = await series('int8 UNet CFG 512² (batch 2, 64×64)', 1, o.runs, () => m.unet.run(unetInputs(m.model.config.unet, 64, 64)));
   const fig = { int8_quantize_s: quantS, int8_load_s: loadS, int8_unet_step_cfg_512_s: r.meanS, int8_peak_rss_512_gb: peakRssGB() };
   await m.release();
@@ -261,10 +262,10 @@ export async function phaseInt8Full(o: BenchOptions): Promise<PhaseResult> {
   const model = await loadModel(o.modelDir, { cacheDir: cacheDir(o) });
   const calFile = calibrationFile(cacheDir(o), model.fingerprint, 'unet');
   fs.rmSync(calFile, { force: true });
-  const [first, calLoadS] = await timed('load with --quantize int8-full, calibrating its convolutions (first load)', () => open(o, o.modelDir, cacheDir(o), 'fp32', 'int8-full'));
+  const [first, calLoadS] = await timed('load with --quantize int8-full, calibrating its convolutions (first load)', () => open(o, { quantize: 'int8-full' }));
   await first.release();
   const calibration = JSON.parse(fs.readFileSync(calFile, 'utf8')) as { snrDb: number };
-  const [m, loadS] = await timed('load with --quantize int8-full (calibration cached)', () => open(o, o.modelDir, cacheDir(o), 'fp32', 'int8-full'));
+  const [m, loadS] = await timed('load with --quantize int8-full (calibration cached)', () => open(o, { quantize: 'int8-full' }));
   const r = await series('int8-full UNet CFG 512² (batch 2, 64×64)', 1, o.runs, () => m.unet.run(unetInputs(m.model.config.unet, 64, 64)));
   const fig = {
     int8_full_first_load_s: calLoadS,
@@ -279,7 +280,7 @@ export async function phaseInt8Full(o: BenchOptions): Promise<PhaseResult> {
 
 /** A full 1024² text-to-image run (2 steps) with `--quantize int8` (fp32 weights elsewhere), for its peak RSS. */
 export async function phaseInt8At1024(o: BenchOptions): Promise<PhaseResult> {
-  const [m, loadS] = await timed('load with --quantize int8 for 1024²', () => open(o, o.modelDir, cacheDir(o), 'fp32', 'int8'));
+  const [m, loadS] = await timed('load with --quantize int8 for 1024²', () => open(o, { quantize: 'int8' }));
   const req = request({ task: 'text-to-image', width: 1024, height: 1024, steps: 2 });
   const [out, e2eS] = await timed('int8 txt2img 1024² 2 steps end-to-end (runPipeline)', () => runPipeline(m.pipeline, req));
   const fig = { int8_txt2img_1024_2steps_s: e2eS, int8_unet_step_cfg_1024_s: out.timings.denoising / 2, peak_rss_1024_int8_gb: peakRssGB() };
@@ -329,8 +330,8 @@ export async function phaseVaeInt8(o: BenchOptions): Promise<PhaseResult> {
  */
 export async function phaseFastest(o: BenchOptions): Promise<PhaseResult> {
   const req = request({ task: 'image-to-image', width: 512, height: 512, steps: 8, strength: 0.5, image: randomImage(512, 512, 13) });
-  const e2e = async (label: string, extra: Pick<Parameters<typeof openModel>[2], 'quantize' | 'vaeQuantize'>) => {
-    const [m, loadS] = await timed(`load (${label})`, () => openModel('bench', o.modelDir, { cacheDir: cacheDir(o), settings: sessionSettings(o), ...extra }));
+  const e2e = async (label: string, extra: Pick<EngineSettings, 'quantize' | 'vaeQuantize'>) => {
+    const [m, loadS] = await timed(`load (${label})`, () => open(o, extra));
     await timed(`img2img 512² warm-up (${label})`, () => runPipeline(m.pipeline, req));
     const [out, s] = await timed(`img2img 512² end-to-end (${label})`, () => runPipeline(m.pipeline, req));
     await m.release();
@@ -355,7 +356,7 @@ export async function phaseFastest(o: BenchOptions): Promise<PhaseResult> {
 /** A 1024² text-to-image run (2 steps) in fp32 as `atelier generate` runs it: one-shot, networks created and released in turn. */
 export async function phaseOneShot1024(o: BenchOptions): Promise<PhaseResult> {
   const [m, loadS] = await timed('one-shot open (text encoders only; UNet and VAE when first run)', () =>
-    openModel('bench', o.modelDir, { cacheDir: cacheDir(o), settings: sessionSettings(o), oneShot: true }),
+    open(o, { oneShot: true }),
   );
   const req = request({ task: 'text-to-image', width: 1024, height: 1024, steps: 2 });
   const [out, e2eS] = await timed('one-shot txt2img 1024² 2 steps end-to-end (runPipeline)', () => runPipeline(m.pipeline, req));
@@ -367,7 +368,7 @@ export async function phaseOneShot1024(o: BenchOptions): Promise<PhaseResult> {
 /** The built-in tiny random model, end-to-end 512² text-to-image, 25 steps. */
 export async function phaseTiny(o: BenchOptions): Promise<PhaseResult> {
   const dir = await ensureDefaultTestModel(o.benchDir);
-  const [m, loadS] = await timed('tiny model load', () => open(o, dir, path.join(o.benchDir, 'cache-tiny')));
+  const [m, loadS] = await timed('tiny model load', () => open(o, {}, dir, path.join(o.benchDir, 'tiny')));
   const req = request({ task: 'text-to-image', width: 512, height: 512, steps: 25 });
   const [, firstS] = await timed('tiny txt2img 512² 25 steps (first)', () => runPipeline(m.pipeline, req));
   const [out, s] = await timed('tiny txt2img 512² 25 steps (warm)', () => runPipeline(m.pipeline, req));

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { openModel, type LoadedModel } from '../engine/model-manager.ts';
+import { openTestModel } from '../engine/test-support.ts';
+import type { LoadedModel } from '../engine/model-manager.ts';
 import type { GenerateRequest } from '../contract/types.ts';
 import { Session } from '../onnx/session.ts';
 import { runPipeline } from '../pipeline/generate.ts';
@@ -23,7 +24,7 @@ let model: LoadedModel;
 
 before(async () => {
   tmp = tmpDir('adapters');
-  model = await openModel('tiny', path.join(ORACLE, 'tiny-sdxl'), { cacheDir: path.join(tmp, 'cache'), settings: { threads: 2 } });
+  model = await openTestModel(path.join(ORACLE, 'tiny-sdxl'), path.join(tmp, 'cache'));
 });
 after(async () => {
   await model?.release();

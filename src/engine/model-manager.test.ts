@@ -6,14 +6,15 @@ import path from 'node:path';
 import { oracleDir } from '../paths.ts';
 import { runPipeline } from '../pipeline/generate.ts';
 import { requestFromTrace } from '../pipeline/trace-request.ts';
-import { openModel, type OpenOptions } from './model-manager.ts';
+import { openTestModel } from './test-support.ts';
 import type { GenerateRequest } from '../contract/types.ts';
+import type { EngineSettings } from '../contract/settings.ts';
 import { textEmbedDim, type UNetInputs } from '../networks/unet.ts';
 import type { UNetConfig } from '../weights/types.ts';
 
 /** Open the model with `opts`, run `request` once, release: the float image. */
-async function imageWith(src: string, cacheDir: string, request: GenerateRequest, opts: Partial<OpenOptions> = {}): Promise<Float32Array> {
-  const m = await openModel('tiny', src, { cacheDir, settings: { threads: 2 }, ...opts });
+async function imageWith(src: string, cacheDir: string, request: GenerateRequest, opts: Partial<EngineSettings> = {}): Promise<Float32Array> {
+  const m = await openTestModel(src, cacheDir, { ...opts });
   try {
     return (await runPipeline(m.pipeline, request)).imagesFloat;
   } finally {
@@ -66,12 +67,12 @@ test('one-shot model: networks are released once the pipeline is past them, the 
   const src = path.join(oracleDir(), 'tiny-sdxl');
   for (const name of ['txt2img_trace', 'img2img_trace']) {
     const { request } = await requestFromTrace(oracleDir(), name);
-    const warm = await openModel('tiny', src, { cacheDir, settings: { threads: 2 } });
+    const warm = await openTestModel(src, cacheDir);
     const want = await runPipeline(warm.pipeline, request);
     const again = await runPipeline(warm.pipeline, request);
     assert.deepEqual(Buffer.from(again.images[0].data), Buffer.from(want.images[0].data), 'a warm model serves any number of runs');
     await warm.release();
-    const once = await openModel('tiny', src, { cacheDir, settings: { threads: 2 }, oneShot: true });
+    const once = await openTestModel(src, cacheDir, { oneShot: true });
     const got = await runPipeline(once.pipeline, request);
     assert.deepEqual(Buffer.from(got.images[0].data), Buffer.from(want.images[0].data), `${name}: same image`);
     await assert.rejects(runPipeline(once.pipeline, request), /was released/, 'the text encoders are gone after the run');

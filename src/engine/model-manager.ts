@@ -1,10 +1,10 @@
 /**
  * Keeps built models warm: one set of sessions per checkpoint (text encoders, UNet, VAE encoder/decoder,
- * tokenizers), released least-recently-used first when more than `maxLoaded` are open.
+ * tokenizers), released least-recently-used first when more than `maxLoadedModels` are open.
  */
 import os from 'node:os';
 import path from 'node:path';
-import type { EngineSettings } from '../contract/settings.ts';
+import type { EngineSettings, ModelEntry } from '../contract/settings.ts';
 import { AtelierError } from '../contract/errors.ts';
 import { loadModel } from '../weights/load-model.ts';
 import { TextEncoder } from '../networks/clip-text.ts';
@@ -12,9 +12,8 @@ import { UNet } from '../networks/unet.ts';
 import { VaeDecoder, VaeEncoder, vaeScaleFactor } from '../networks/vae.ts';
 import { ClipTokenizer } from '../tokenizer/clip-bpe.ts';
 import { DEFAULT_MAX_BATCH_LATENT_PIXELS, type PipelineModel } from '../pipeline/generate.ts';
-import type { SdxlModel, WeightPrecision } from '../weights/types.ts';
+import type { SdxlModel } from '../weights/types.ts';
 import type { SessionSettings } from '../networks/runtime.ts';
-import type { UNetQuantization, VaeQuantScheme } from '../contract/tables.ts';
 import { quantizationParts } from '../quant/linear-schemes.ts';
 import { ensureQuantized } from '../quant/quantized-weights.ts';
 import { quantizedLinearLayers } from '../quant/quantized-linear.ts';
@@ -33,52 +32,50 @@ export interface LoadedModel {
   release(): Promise<void>;
 }
 
-export interface OpenOptions {
-  cacheDir: string;
-  settings: SessionSettings;
+/** What the benchmark and tests may vary beyond the engine settings. */
+export interface ModelTuning {
+  /** onnxruntime graph optimisation and weight prepacking (the benchmark's experiments); default: the product's */
+  session?: Pick<SessionSettings, 'optimization' | 'prepacking'>;
+  /** build the LoRA branch inputs (default true) */
   lora?: boolean;
-  /** reduced-precision UNet Linear layers (quantised once into the cache); undefined = fp32 */
-  quantize?: UNetQuantization;
-  /** VAE decoder resnet convolutions in int8 (calibrated once per checkpoint into the cache); undefined = fp32 */
-  vaeQuantize?: VaeQuantScheme;
-  /** how UNet and text-encoder weights are held in memory (default 'fp32'; 'fp16' halves it, slower per step on CPU) */
-  weights?: WeightPrecision;
-  /** a single generation (the CLI): UNet and VAE sessions created when first run, each network released once the pipeline is past it */
-  oneShot?: boolean;
 }
 
-/** A checkpoint path, or a path with the diffusers config folder a single file needs (`loadModel`'s `config`). */
-export type ModelSource = string | { path: string; config?: string };
-
-export async function openModel(name: string, source: ModelSource, opts: OpenOptions): Promise<LoadedModel> {
-  const { path: file, config } = typeof source === 'string' ? { path: source, config: undefined } : source;
-  const model = await loadModel(file, { cacheDir: opts.cacheDir, weights: opts.weights, ...(config !== undefined ? { config } : {}) });
-  const s = { ...opts.settings, lora: opts.lora ?? true };
+/**
+ * Open one checkpoint as these engine settings say: caches under <dataDir>/cache, sessions on the device with the
+ * threads, weights held in the chosen precision, the chosen quantisations (quantised and calibrated once per
+ * checkpoint into the cache), one-shot or warm.
+ */
+export async function openModel(entry: ModelEntry, settings: EngineSettings, tuning: ModelTuning = {}): Promise<LoadedModel> {
+  const name = entry.name;
+  const cacheDir = path.join(settings.dataDir, 'cache');
+  const session: SessionSettings = { threads: settings.threads ?? os.availableParallelism(), provider: settings.device, ...tuning.session };
+  const model = await loadModel(entry.path, { cacheDir, weights: settings.weights, ...(entry.config !== undefined ? { config: entry.config } : {}) });
+  const s = { ...session, lora: tuning.lora ?? true };
   // With 16-bit weights (the memory-lean mode) the networks that run once per generation give their activation
   // memory back after each run, so that it does not add to the UNet's during denoising (text encoders) or to the
   // UNet's arena during decoding (VAE): measured 1024² peak 10.8 → 9.3 GB, no slower. The UNet keeps its arena: it runs every step.
-  const once = opts.weights === 'fp16' ? { arena: false } : {};
+  const once = settings.weights === 'fp16' ? { arena: false } : {};
   const te1 = await TextEncoder.create(model, 'textEncoder1', { ...s, ...once });
   const te2 = await TextEncoder.create(model, 'textEncoder2', { ...s, ...once });
-  const quant = opts.quantize ? quantizationParts(opts.quantize) : undefined;
+  const quant = settings.quantize ? quantizationParts(settings.quantize) : undefined;
   const unetWeights = quant
-    ? await ensureQuantized(model.weights.unet, { scheme: quant.linear, cacheDir: opts.cacheDir, fingerprint: model.fingerprint, source: model.source, component: 'unet' })
+    ? await ensureQuantized(model.weights.unet, { scheme: quant.linear, cacheDir: cacheDir, fingerprint: model.fingerprint, source: model.source, component: 'unet' })
     : model.weights.unet;
   const unetModel = { ...model, weights: { ...model.weights, unet: unetWeights } };
   const tokenizers = await loadTokenizers(model);
   // `int8-full` also runs the UNet's resnet convolutions in int8 (calibrated once with the checkpoint's own text encoders)
   const unetConvs = quant?.int8Convs
-    ? await unetInt8Convs(unetModel, unetCalibrationInputs(model.config.unet, { encoders: [te1, te2], tokenizers, long: 'truncate' }), { cacheDir: opts.cacheDir, settings: s, lora: s.lora })
+    ? await unetInt8Convs(unetModel, unetCalibrationInputs(model.config.unet, { encoders: [te1, te2], tokenizers, long: 'truncate' }), { cacheDir: cacheDir, settings: s, lora: s.lora })
     : undefined;
   const unetLayers = { ...quantizedLinearLayers(unetWeights), ...(unetConvs ? int8ConvLayers(unetConvs) : {}) };
   // one-shot: the UNet and the VAE sessions are created when first run, after the text encoders are gone
-  const later = opts.oneShot ? { lazy: true } : {};
+  const later = settings.oneShot ? { lazy: true } : {};
   const unet = await UNet.create(unetModel, { ...s, ...later, layers: unetLayers });
   // the VAE is small: 'all' (NCHWc convolutions) costs ~1 s at creation and runs 10–15 % faster (bench/vae.ts)
-  const vaeSettings = { ...opts.settings, optimization: opts.settings.optimization ?? 'all', ...once, ...later };
+  const vaeSettings = { ...session, optimization: session.optimization ?? 'all', ...once, ...later };
   const vaeEncoder = await VaeEncoder.create(model, vaeSettings);
-  const int8 = opts.vaeQuantize === 'int8'
-    ? await decoderInt8Convs(model, decoderCalibrationInputs(model.config.vae), { cacheDir: opts.cacheDir, settings: { ...opts.settings, optimization: vaeSettings.optimization } })
+  const int8 = settings.vaeQuantize === 'int8'
+    ? await decoderInt8Convs(model, decoderCalibrationInputs(model.config.vae), { cacheDir: cacheDir, settings: { ...session, optimization: vaeSettings.optimization } })
     : undefined;
   const vaeDecoder = await VaeDecoder.create(model, vaeSettings, int8 ? int8ConvLayers(int8) : {});
   const pipeline: PipelineModel = {
@@ -89,7 +86,7 @@ export async function openModel(name: string, source: ModelSource, opts: OpenOpt
     scalingFactor: model.config.vae.scalingFactor,
     latentChannels: model.config.vae.latentChannels,
     vaeScaleFactor: vaeScaleFactor(model.config.vae),
-    ...(opts.oneShot
+    ...(settings.oneShot
       ? {
           // memory first: above 128²/2 latent cells (SDXL: ~724² px) the CFG pair goes through the UNet one sample at a time
           maxBatchLatentPixels: DEFAULT_MAX_BATCH_LATENT_PIXELS / 2,
@@ -122,27 +119,13 @@ async function loadTokenizers(model: SdxlModel): Promise<[ClipTokenizer, ClipTok
   return [await ClipTokenizer.standard({ padToken: '<|endoftext|>' }), await ClipTokenizer.standard({ padToken: '!' })];
 }
 
-/** How a model of these engine settings is opened: caches under <dataDir>/cache, sessions on the device. */
-export function openOptions(settings: EngineSettings): OpenOptions {
-  return {
-    cacheDir: path.join(settings.dataDir, 'cache'),
-    settings: { threads: settings.threads ?? os.availableParallelism(), provider: settings.device },
-    quantize: settings.quantize,
-    vaeQuantize: settings.vaeQuantize,
-    weights: settings.weights,
-    oneShot: settings.oneShot,
-  };
-}
-
 export class ModelManager {
   private loaded = new Map<string, LoadedModel>();
   private loading = new Map<string, Promise<LoadedModel>>();
-  private readonly sources: Map<string, ModelSource>;
-  private readonly opts: OpenOptions;
+  private readonly sources: Map<string, ModelEntry>;
 
   constructor(private readonly engine: EngineSettings) {
-    this.sources = new Map(engine.models.map((m) => [m.name, { path: m.path, ...(m.config !== undefined ? { config: m.config } : {}) }]));
-    this.opts = openOptions(engine);
+    this.sources = new Map(engine.models.map((m) => [m.name, m]));
   }
 
   async get(name: string): Promise<LoadedModel> {
@@ -164,7 +147,7 @@ export class ModelManager {
           this.loaded.delete(oldest);
           await m.release();
         }
-        return openModel(name, source, this.opts);
+        return openModel(source, this.engine);
       })();
       this.loading.set(name, p);
     }

@@ -8,7 +8,7 @@ import { runPipeline } from '../pipeline/generate.ts';
 import { requestFromTrace } from '../pipeline/trace-request.ts';
 import { makeTestModel } from '../weights/test-model.ts';
 import type { SdxlModel } from '../weights/types.ts';
-import { openModel } from './model-manager.ts';
+import { openTestModel } from './test-support.ts';
 
 const dtypes = (m: SdxlModel) =>
   Object.fromEntries((['unet', 'textEncoder1', 'textEncoder2', 'vae'] as const).map((c) => [c, [...new Set([...m.weights[c].values()].map((t) => t.dtype))].join()]));
@@ -27,13 +27,13 @@ test('weights fp16: a 16-bit checkpoint is used as stored and gives the images o
   const { request } = await requestFromTrace(oracleDir(), 'txt2img_trace');
   const cacheDir = path.join(dir, 'cache');
 
-  const half = await openModel('f16', src, { cacheDir, settings: { threads: 2 }, weights: 'fp16' });
+  const half = await openTestModel(src, cacheDir, { weights: 'fp16' });
   assert.deepEqual(dtypes(half.model), { unet: 'F16', textEncoder1: 'F16', textEncoder2: 'F16', vae: 'F32' });
   assert.deepEqual(cacheFiles(cacheDir), ['vae.safetensors'], 'only the VAE is converted');
   const a = await runPipeline(half.pipeline, request);
   await half.release();
 
-  const full = await openModel('f16', src, { cacheDir, settings: { threads: 2 } }); // default: fp32
+  const full = await openTestModel(src, cacheDir); // default: fp32
   assert.deepEqual(dtypes(full.model), { unet: 'F32', textEncoder1: 'F32', textEncoder2: 'F32', vae: 'F32' });
   const b = await runPipeline(full.pipeline, request);
   await full.release();
@@ -50,14 +50,14 @@ test('weights fp16: a float32 checkpoint is converted once to 16 bits, images st
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-wp16-'));
   const src = path.join(oracleDir(), 'tiny-sdxl');
   const { request } = await requestFromTrace(oracleDir(), 'txt2img_trace');
-  const ref = await openModel('tiny', src, { cacheDir, settings: { threads: 2 } });
+  const ref = await openTestModel(src, cacheDir);
   assert.deepEqual(dtypes(ref.model), { unet: 'F32', textEncoder1: 'F32', textEncoder2: 'F32', vae: 'F32' }, 'default: float32');
   const want = await runPipeline(ref.pipeline, request);
   await ref.release();
   assert.deepEqual(cacheFiles(cacheDir), [], 'a float32 checkpoint needs no conversion by default');
 
   for (let round = 0; round < 2; round++) {
-    const m = await openModel('tiny', src, { cacheDir, settings: { threads: 2 }, weights: 'fp16' });
+    const m = await openTestModel(src, cacheDir, { weights: 'fp16' });
     assert.deepEqual(dtypes(m.model), { unet: 'F16', textEncoder1: 'F16', textEncoder2: 'F16', vae: 'F32' });
     const got = await runPipeline(m.pipeline, request);
     await m.release();

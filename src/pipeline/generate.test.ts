@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { oracleDir } from '../paths.ts';
-import { openModel, type LoadedModel } from '../engine/model-manager.ts';
+import { openTestModel } from '../engine/test-support.ts';
+import type { LoadedModel } from '../engine/model-manager.ts';
 import { TraceFile, maxAbsErr } from '../weights/trace.ts';
 import { runPipeline } from './generate.ts';
 import { requestFromTrace } from './trace-request.ts';
@@ -14,7 +15,7 @@ let model: LoadedModel;
 
 before(async () => {
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-pipe-'));
-  model = await openModel('tiny', path.join(ORACLE, 'tiny-sdxl'), { cacheDir, settings: { threads: 2 } });
+  model = await openTestModel(path.join(ORACLE, 'tiny-sdxl'), cacheDir);
 });
 after(async () => model?.release());
 

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { oracleDir } from '../paths.ts';
-import { openModel, type LoadedModel } from '../engine/model-manager.ts';
+import { openTestModel } from '../engine/test-support.ts';
+import type { LoadedModel } from '../engine/model-manager.ts';
 import { makeTestModel } from '../weights/test-model.ts';
 import { TINY_CONFIGS } from '../weights/test-model-spec.ts';
 import { maxAbsErr } from '../weights/trace.ts';
@@ -21,7 +22,7 @@ let tmp: string;
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-vae4-'));
   const dir = await makeTestModel({ outDir: path.join(tmp, 'model'), layout: 'diffusers', seed: 7, configs: CONFIGS });
-  model = await openModel('vae4', dir, { cacheDir: path.join(tmp, 'cache'), settings: { threads: 2 } });
+  model = await openTestModel(dir, path.join(tmp, 'cache'));
 });
 after(async () => {
   await model?.release();

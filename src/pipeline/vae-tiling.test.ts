@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { oracleDir } from '../paths.ts';
-import { openModel, type LoadedModel } from '../engine/model-manager.ts';
+import { openTestModel } from '../engine/test-support.ts';
+import type { LoadedModel } from '../engine/model-manager.ts';
 import { TorchGenerator } from '../sampling/rng.ts';
 import { decodeTiled, tileStarts } from './vae-tiling.ts';
 
@@ -48,7 +49,7 @@ test('a decoder whose output does not match the scale factor is refused, not rea
 
 let model: LoadedModel;
 before(async () => {
-  model = await openModel('tiny', path.join(oracleDir(), 'tiny-sdxl'), { cacheDir: fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-tile-')), settings: { threads: 2 } });
+  model = await openTestModel(path.join(oracleDir(), 'tiny-sdxl'), fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-tile-')));
 });
 after(async () => model?.release());
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { oracleDir } from '../paths.ts';
-import { openModel } from '../engine/model-manager.ts';
+import { openTestModel } from '../engine/test-support.ts';
 import { runPipeline } from '../pipeline/generate.ts';
 import { requestFromTrace } from '../pipeline/trace-request.ts';
 import { clipConfigFromShapes, unetConfigFromShapes } from './config-from-shapes.ts';
@@ -53,8 +53,8 @@ test('with the config folder it loads the configs of the diffusers-layout model 
   assert.notEqual(b.fingerprint, (await loadModel(path.join(oracleDir(), 'tiny-sdxl.safetensors'), { cacheDir })).fingerprint);
   const { request } = await requestFromTrace(oracleDir(), 'img2img_trace');
   const r = { ...request, steps: 3 };
-  const ma = await openModel('folder', folder, { cacheDir, settings: { threads: 2 } });
-  const mb = await openModel('single', { path: single, config: folder }, { cacheDir, settings: { threads: 2 } });
+  const ma = await openTestModel(folder, cacheDir);
+  const mb = await openTestModel({ path: single, config: folder }, cacheDir);
   try {
     const [oa, ob] = [await runPipeline(ma.pipeline, r), await runPipeline(mb.pipeline, r)];
     assert.deepEqual(Array.from(ob.imagesFloat), Array.from(oa.imagesFloat));
