@@ -87,4 +87,14 @@ describe('validator', () => {
     assert.match(validateObject([1], fields).issues[0]!.msg, /expected a JSON object, got an array/);
     assert.match(validateObject(undefined, fields).issues[0]!.msg, /got nothing/);
   });
+
+  it('admin keys, signed output URL validity, the failed-key limit', () => {
+    const d = loadConfig([], {});
+    assert.deepEqual([d.adminKeys, d.outputUrlTtlSeconds, d.authFailureLimit.burst, d.authFailureLimit.perSecond], [[], 7 * 86400, 10, 10 / 60]);
+    const c = loadConfig(['--admin-key', 'r1', '--output-url-ttl', '12h'], { ATELIER_ADMIN_KEYS: 'x', ATELIER_AUTH_FAILURE_LIMIT: '5/h' });
+    assert.deepEqual([c.adminKeys, c.outputUrlTtlSeconds, c.authFailureLimit.burst, c.authFailureLimit.perSecond], [['r1'], 12 * 3600, 5, 5 / 3600]);
+    assert.equal(loadConfig([], { ATELIER_OUTPUT_URL_TTL: '3600' }).outputUrlTtlSeconds, 3600);
+    assert.throws(() => loadConfig(['--output-url-ttl', '10s'], {}), /--output-url-ttl \/ ATELIER_OUTPUT_URL_TTL: "10s" is not valid; expected a duration/);
+    assert.throws(() => loadConfig([], { ATELIER_AUTH_FAILURE_LIMIT: 'many' }), /--auth-failure-limit \/ ATELIER_AUTH_FAILURE_LIMIT: "many" is not valid/);
+  });
 });

@@ -23,8 +23,14 @@ export interface ServerConfig {
   engine: EngineSettings;
   /** an A1111 / ComfyUI style models folder, scanned for checkpoints, LoRAs and embeddings */
   modelsDir?: string;
-  /** empty = no authentication */
+  /** empty (and no admin keys) = no authentication */
   apiKeys: string[];
+  /** keys that may also read every client's jobs */
+  adminKeys: string[];
+  /** with keys: how long the signed output URLs in results stay valid, seconds */
+  outputUrlTtlSeconds: number;
+  /** with keys: failed key checks allowed per client address before it is blocked for one window */
+  authFailureLimit: RateLimit;
   /** per API key (or per client address without keys), applied to submissions; undefined = unlimited */
   rateLimit?: RateLimit;
   /** CIDR ranges server-side fetches (image_url, LoRA URLs, webhooks) may reach besides public addresses */
@@ -55,6 +61,9 @@ const SERVER_OPTIONS: readonly OptionSpec[] = [
   { flag: 'host', env: 'HOST', kind: 'string', help: 'address to bind (default 127.0.0.1; use 0.0.0.0 to serve other machines)' },
   { flag: 'models-dir', env: 'ATELIER_MODELS_DIR', kind: 'string', help: 'A1111 / ComfyUI models folder (checkpoints, loras, embeddings)' },
   { flag: 'api-key', env: 'ATELIER_API_KEYS', kind: 'list', help: 'accepted API keys, comma-separated; none = open server' },
+  { flag: 'admin-key', env: 'ATELIER_ADMIN_KEYS', kind: 'list', help: 'admin API keys, comma-separated: like --api-key, and may read every client\'s requests' },
+  { flag: 'output-url-ttl', env: 'ATELIER_OUTPUT_URL_TTL', kind: 'string', help: 'with keys: validity of the signed output URLs in results, e.g. 7d, 12h, 3600 (seconds) (default 7d)' },
+  { flag: 'auth-failure-limit', env: 'ATELIER_AUTH_FAILURE_LIMIT', kind: 'string', help: 'with keys: failed key checks per client address before it is blocked for that period, e.g. 10/min (default)' },
   { flag: 'rate-limit', env: 'ATELIER_RATE_LIMIT', kind: 'string', help: 'submissions per key, e.g. 60/min, 2/s, 1000/h (default unlimited)' },
   { flag: 'allow-network', env: 'ATELIER_ALLOW_NETWORKS', kind: 'list', help: 'CIDRs that server-side fetches may reach besides the public internet' },
   { flag: 'webhook-secret', env: 'ATELIER_WEBHOOK_SECRET', kind: 'string', help: 'webhook signing secret (default: generated into <data-dir>/webhook-secret)' },
@@ -86,6 +95,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     engine: engineSettingsFrom(parsed, cwd),
     modelsDir: modelsDir === undefined ? undefined : path.resolve(cwd, modelsDir),
     apiKeys: (v['api-key'] as string[] | undefined) ?? [],
+    adminKeys: (v['admin-key'] as string[] | undefined) ?? [],
+    outputUrlTtlSeconds: parseDuration((v['output-url-ttl'] as string | undefined) ?? '7d', 'output-url-ttl'),
+    authFailureLimit: parseRateLimit((v['auth-failure-limit'] as string | undefined) ?? '10/min', 'auth-failure-limit'),
     rateLimit: rate === undefined ? undefined : parseRateLimit(rate),
     allowNetworks: (v['allow-network'] as string[] | undefined) ?? [],
     webhookSecret: v['webhook-secret'] as string | undefined,
@@ -101,14 +113,24 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   };
 }
 
-/** `60/min`, `2/s`, `1000/h`, or a bare number (per minute). */
-export function parseRateLimit(text: string): RateLimit {
+/** `60/min`, `2/s`, `1000/h`, or a bare number (per minute). `flag` names the option in errors. */
+export function parseRateLimit(text: string, flag = 'rate-limit'): RateLimit {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(?:\/\s*(s|sec|second|m|min|minute|h|hour))?\s*$/i.exec(text);
-  if (!m || Number(m[1]) <= 0) throw optionError(OPTIONS.find((o) => o.flag === 'rate-limit'), text, 'a rate such as 60/min, 2/s or 1000/h');
+  if (!m || Number(m[1]) <= 0) throw optionError(OPTIONS.find((o) => o.flag === flag), text, 'a rate such as 60/min, 2/s or 1000/h');
   const n = Number(m[1]);
   const unit = (m[2] ?? 'min').toLowerCase();
   const seconds = unit.startsWith('s') ? 1 : unit.startsWith('h') ? 3600 : 60;
   return { perSecond: n / seconds, burst: Math.max(1, Math.floor(n)), source: text.trim() };
+}
+
+/** `7d`, `12h`, `30m`, `90s` or a bare number of seconds; at least 60 s, at most 365 days. */
+export function parseDuration(text: string, flag: string): number {
+  const m = /^\s*(\d+)\s*(s|m|h|d)?\s*$/i.exec(text);
+  const seconds = m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's').toLowerCase() as 's' | 'm' | 'h' | 'd'] : NaN;
+  if (!(seconds >= 60 && seconds <= 365 * 86400)) {
+    throw optionError(OPTIONS.find((o) => o.flag === flag), text, 'a duration from 60 s to 365 d such as 7d, 12h, 30m or 3600');
+  }
+  return seconds;
 }
 
 export function helpText(): string {

@@ -17,10 +17,13 @@ import { AdapterFiles, type AdapterDirs } from '../jobs/adapter-sources.ts';
 import { Runner } from '../jobs/runner.ts';
 import { SqliteQueue } from '../jobs/sqlite-queue.ts';
 import { adapterDirs, type DiscoveredAdapters } from './adapters.ts';
+import { checkAccess } from './access.ts';
+import { AuthFailureLimiter } from './auth-failures.ts';
 import { KeyAuth, RateLimiter } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import { installErrorHandling } from './errors.ts';
 import { Metrics } from './metrics.ts';
+import { loadOrCreateOutputSecret, OutputUrlSigner } from './output-urls.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import { registerRequestRoutes } from './routes/requests.ts';
 import { registerSubmitRoutes } from './routes/submit.ts';
@@ -47,6 +50,10 @@ export interface AtelierContext {
   metrics: Metrics;
   auth: KeyAuth;
   limiter?: RateLimiter;
+  /** failed key checks per client address (keys on) */
+  authFailures: AuthFailureLimiter;
+  /** signs the output URLs in results (keys on only: without keys outputs are open) */
+  outputUrls?: OutputUrlSigner;
   allow: AllowList;
   adapterDirs: AdapterDirs;
   webhooks: WebhookSender;
@@ -98,6 +105,8 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): FastifyInst
     pollMs: deps.pollMs,
     adapterFiles: new AdapterFiles(cache, allow),
   });
+  const auth = new KeyAuth(config.apiKeys, config.adminKeys);
+  const outputUrls = auth.enabled ? new OutputUrlSigner(loadOrCreateOutputSecret(config.engine.dataDir), config.outputUrlTtlSeconds) : undefined;
   const webhookSecret = loadOrCreateSecret(config.engine.dataDir, config.webhookSecret);
   const webhooks = new WebhookSender({
     queue,
@@ -107,7 +116,7 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): FastifyInst
     retryBaseMs: config.webhookRetryBaseMs,
     log: app.log,
     metrics,
-    payloadOf: webhookPayload,
+    payloadOf: (job) => webhookPayload(job, outputUrls),
   });
   const ctx: AtelierContext = {
     config,
@@ -115,8 +124,10 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): FastifyInst
     queue,
     runner,
     metrics,
-    auth: new KeyAuth(config.apiKeys),
+    auth,
     ...(config.rateLimit ? { limiter: new RateLimiter(config.rateLimit) } : {}),
+    authFailures: new AuthFailureLimiter(config.authFailureLimit),
+    ...(outputUrls ? { outputUrls } : {}),
     allow,
     adapterDirs: adapterDirs(config.modelsDir, deps.discovered),
     webhooks,
@@ -137,9 +148,7 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): FastifyInst
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     if (ctx.closing) throw new AtelierError('SHUTTING_DOWN', 'the server is shutting down; retry shortly');
-    // Outputs are capability URLs (unguessable request ids) so <img> tags work without headers.
-    if (request.routeOptions.config?.public || !request.routeOptions.url || request.url.startsWith('/outputs/')) return;
-    request.caller = ctx.auth.authenticate(request.headers.authorization) ?? `ip-${request.ip}`;
+    await checkAccess(request, ctx);
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -156,7 +165,15 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): FastifyInst
     maxAge: '365d',
     wildcard: true,
     allowedPath: (p) => /^\/[0-9a-f-]{36}\/\d+\.(jpg|png)$/.test(p),
-    setHeaders: (reply) => reply.header('x-content-type-options', 'nosniff'),
+    setHeaders: (reply) => {
+      reply.header('x-content-type-options', 'nosniff');
+      // With keys an output is not for shared caches; a signed URL is cached no longer than it is valid.
+      if (outputUrls) {
+        const q = reply.request.query as Record<string, unknown>;
+        const maxAge = reply.request.identity ? 365 * 86400 : outputUrls.remaining(q);
+        reply.header('cache-control', `private, max-age=${maxAge}, immutable`);
+      }
+    },
   });
   registerSubmitRoutes(app);
   registerRequestRoutes(app);

@@ -25,11 +25,17 @@ export function urlsOf(job: Pick<Job, 'id' | 'app'>, base: string): { response_u
   return { response_url: url, status_url: `${url}/status`, cancel_url: `${url}/cancel` };
 }
 
-/** Output image URLs are stored relative (`/outputs/...`); data URIs stay as they are. */
-export function absolutize(result: unknown, base: string): unknown {
+/** Signs an output path (`/outputs/...`) into a URL path with its query (servers with keys). */
+export interface OutputSigner {
+  sign(urlPath: string): string;
+}
+
+/** Output image URLs are stored relative (`/outputs/...`), made absolute (and signed, with keys); data URIs stay as they are. */
+export function absolutize(result: unknown, base: string, signer?: OutputSigner): unknown {
   const r = result as { images?: { url: string }[] } | null;
   if (!r || !Array.isArray(r.images)) return result;
-  return { ...r, images: r.images.map((i) => (i.url.startsWith('/') ? { ...i, url: `${base}${i.url}` } : i)) };
+  const full = (p: string) => `${base}${signer ? signer.sign(p) : p}`;
+  return { ...r, images: r.images.map((i) => (i.url.startsWith('/') ? { ...i, url: full(i.url) } : i)) };
 }
 
 export function wireStatus(job: Job): WireStatus {
@@ -68,7 +74,7 @@ export function jobError(job: Job): AtelierError {
 }
 
 /** The result answer: 200 + output, or the job's error with its status. */
-export function resultAnswer(job: Job, base: string): { status: number; body: unknown } {
+export function resultAnswer(job: Job, base: string, signer?: OutputSigner): { status: number; body: unknown } {
   if (job.state === 'queued' || job.state === 'running') {
     const err = new AtelierError('RESULT_NOT_READY', `request ${job.id} is ${job.state === 'queued' ? 'still in the queue' : 'still running'}; poll its status_url`);
     return { status: err.status, body: errorBody(err) };
@@ -78,15 +84,15 @@ export function resultAnswer(job: Job, base: string): { status: number; body: un
       const err = new AtelierError('RESULT_GONE', `the sync_mode result of request ${job.id} was already delivered and is not kept on the server`);
       return { status: err.status, body: errorBody(err) };
     }
-    return { status: 200, body: absolutize(job.result, base) };
+    return { status: 200, body: absolutize(job.result, base, signer) };
   }
   const err = jobError(job);
   return { status: err.status, body: errorBody(err) };
 }
 
 /** Webhook body parts for a finished job (fal's shape: status OK | ERROR, payload, error). */
-export function webhookPayload(job: Job): { status: 'OK' | 'ERROR'; payload: unknown; error: string | null } {
-  if (job.state === 'completed') return { status: 'OK', payload: absolutize(job.result ?? null, job.baseUrl), error: null };
+export function webhookPayload(job: Job, signer?: OutputSigner): { status: 'OK' | 'ERROR'; payload: unknown; error: string | null } {
+  if (job.state === 'completed') return { status: 'OK', payload: absolutize(job.result ?? null, job.baseUrl, signer), error: null };
   const body: ErrorBody = errorBody(jobError(job));
   return { status: 'ERROR', payload: body, error: body.error.message };
 }

@@ -64,7 +64,7 @@ function running(config: ServerConfig, app: FastifyInstance, engine: Engine, unl
   const addr = app.server.address();
   const port = addr && typeof addr === 'object' ? addr.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  app.log.info({ url, docs: `${url}/docs`, dataDir: config.engine.dataDir, auth: config.apiKeys.length > 0 }, `Atelier listening on ${url}`);
+  app.log.info({ url, docs: `${url}/docs`, dataDir: config.engine.dataDir, auth: config.apiKeys.length + config.adminKeys.length > 0 }, `Atelier listening on ${url}`);
 
   let closing: Promise<void> | undefined;
   const close = () =>

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   webhook_url TEXT,
   webhook_state TEXT,
   webhook_attempts INTEGER NOT NULL DEFAULT 0,
-  base_url TEXT NOT NULL
+  base_url TEXT NOT NULL,
+  owner TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state_seq ON jobs (state, seq);
 CREATE TABLE IF NOT EXISTS job_logs (
@@ -61,10 +62,17 @@ interface Row {
   webhook_state: 'pending' | 'delivered' | 'failed' | null;
   webhook_attempts: number;
   base_url: string;
+  owner: string | null;
 }
 
 const COLUMNS = `seq, id, endpoint, app, mode, state, attempts, cancel_requested, created_at, started_at, finished_at,
-  input, result, result_purged, error, webhook_url, webhook_state, webhook_attempts, base_url`;
+  input, result, result_purged, error, webhook_url, webhook_state, webhook_attempts, base_url, owner`;
+
+/**
+ * Columns added after the first release, with their definitions: a store written by an older version gets them
+ * (ALTER TABLE ADD COLUMN keeps every row; the new column is NULL there).
+ */
+const ADDED_COLUMNS: readonly [string, string][] = [['owner', 'TEXT']];
 
 export class JobStore {
   readonly db: Database.Database;
@@ -77,13 +85,21 @@ export class JobStore {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const have = new Set((this.db.prepare('PRAGMA table_info(jobs)').all() as { name: string }[]).map((c) => c.name));
+    for (const [name, type] of ADDED_COLUMNS) {
+      if (!have.has(name)) this.db.exec(`ALTER TABLE jobs ADD COLUMN ${name} ${type}`);
+    }
   }
 
   insert(job: NewJob, now: number): Job {
     this.db
       .prepare(
-        `INSERT INTO jobs (id, endpoint, app, mode, state, created_at, input, input_image, webhook_url, webhook_state, base_url)
-         VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO jobs (id, endpoint, app, mode, state, created_at, input, input_image, webhook_url, webhook_state, base_url, owner)
+         VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         job.id,
@@ -96,6 +112,7 @@ export class JobStore {
         job.webhookUrl ?? null,
         job.webhookUrl ? 'pending' : null,
         job.baseUrl,
+        job.owner ?? null,
       );
     return this.get(job.id)!;
   }
@@ -229,5 +246,6 @@ function toJob(r: Row): Job {
     ...(r.webhook_state !== null ? { webhookState: r.webhook_state } : {}),
     webhookAttempts: r.webhook_attempts,
     baseUrl: r.base_url,
+    ...(r.owner !== null ? { owner: r.owner } : {}),
   };
 }

@@ -60,6 +60,8 @@ export interface NewJob {
   webhookUrl?: string;
   /** scheme://host of absolute URLs in this job's responses */
   baseUrl: string;
+  /** hash of the API key that submitted it (never the key); absent without keys and on jobs from before owners */
+  owner?: string;
 }
 
 export interface Job extends Omit<NewJob, 'inputImage'> {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { tempDir } from '../api/test-support.ts';
 import type { JobEvent, NewJob } from './queue.ts';
 import { SqliteQueue } from './sqlite-queue.ts';
@@ -118,6 +119,35 @@ describe('SqliteQueue', () => {
     assert.equal(purged?.resultPurged, true);
     assert.equal(purged?.result, undefined);
     assert.deepEqual(await q.counts(), { queued: 0, running: 0, completed: 1, failed: 0, cancelled: 0 });
+    await q.close();
+  });
+
+  it('stores the owner hash of a job; a store from before owners is migrated and keeps its jobs (owner absent)', async () => {
+    const file = path.join(tmp.dir, 'old.sqlite');
+    // The jobs table as the first release wrote it (no owner column), with one finished job in it.
+    const old = new Database(file);
+    old.exec(`CREATE TABLE jobs (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, endpoint TEXT NOT NULL, app TEXT NOT NULL,
+      mode TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+      cancel_requested INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,
+      input TEXT NOT NULL, input_image BLOB, result TEXT, result_purged INTEGER NOT NULL DEFAULT 0, error TEXT,
+      webhook_url TEXT, webhook_state TEXT, webhook_attempts INTEGER NOT NULL DEFAULT 0, base_url TEXT NOT NULL)`);
+    old
+      .prepare(`INSERT INTO jobs (id, endpoint, app, mode, state, created_at, input, result, base_url) VALUES (?, ?, ?, 'queue', 'completed', 1, ?, ?, ?)`)
+      .run('legacy', 'sdxl/text-to-image', 'sdxl/text-to-image', JSON.stringify(newJob('legacy').input), '{"images":[]}', 'http://127.0.0.1:1');
+    old.close();
+    let q = new SqliteQueue(file);
+    const legacy = await q.get('legacy');
+    assert.equal(legacy?.state, 'completed');
+    assert.deepEqual(legacy?.result, { images: [] });
+    assert.equal(legacy?.owner, undefined);
+    await q.add({ ...newJob('owned'), owner: 'a'.repeat(64) });
+    await q.add(newJob('open'));
+    await q.close();
+    q = new SqliteQueue(file); // opening a migrated store again changes nothing
+    assert.equal((await q.get('owned'))?.owner, 'a'.repeat(64));
+    assert.equal((await q.get('open'))?.owner, undefined);
+    assert.equal((await q.get('legacy'))?.owner, undefined);
     await q.close();
   });
 });

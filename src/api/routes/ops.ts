@@ -3,18 +3,25 @@ import type { FastifyInstance } from 'fastify';
 import { docsPage, openApiDocument } from '../openapi.ts';
 import { modelChoice } from '../prepare.ts';
 import { listLocalAdapters } from '../adapters.ts';
+import { canRead } from '../access.ts';
 
 export function registerOpsRoutes(app: FastifyInstance): void {
-  app.get('/healthz', { config: { public: true } }, async (_request, reply) => {
+  // With keys, a caller without one (a load balancer's probe) learns only whether the server is up.
+  app.get('/healthz', { config: { optionalKey: true } }, async (request, reply) => {
     const ctx = app.atelier;
     const models = ctx.engine.listModels();
-    const counts = await ctx.queue.counts();
     const ok = models.length > 0 && !ctx.closing;
+    const status = ctx.closing ? 'shutting_down' : ok ? 'ok' : 'no_model';
+    if (ctx.auth.enabled && !request.identity) return reply.code(ok ? 200 : 503).send({ status });
+    const counts = await ctx.queue.counts();
+    const running = ctx.runner.runningJobId;
+    const runningJob = running === undefined ? undefined : await ctx.queue.get(running);
     return reply.code(ok ? 200 : 503).send({
-      status: ctx.closing ? 'shutting_down' : ok ? 'ok' : 'no_model',
+      status,
       models: models.map((m) => ({ name: m.name, layout: m.layout, is_test_model: m.isTestModel })),
       queue: { queued: counts.queued, running: counts.running },
-      running_request_id: ctx.runner.runningJobId ?? null,
+      // another key's request id is not shown (an admin key sees every one)
+      running_request_id: running !== undefined && (!runningJob || canRead(runningJob, request.identity)) ? running : null,
     });
   });
 

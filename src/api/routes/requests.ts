@@ -8,6 +8,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AtelierError } from '../../contract/errors.ts';
 import type { Job, JobLog } from '../../jobs/queue.ts';
+import { canRead } from '../access.ts';
 import { TERMINAL_STATES } from '../../jobs/queue.ts';
 import { requestBase, resultAnswer, statusBody, toRequestLog } from '../wire.ts';
 import { sendAnswer } from './submit.ts';
@@ -24,7 +25,8 @@ export function registerRequestRoutes(app: FastifyInstance): void {
   const find = async (request: FastifyRequest): Promise<Job> => {
     const p = request.params as Params;
     const job = await app.atelier.queue.get(p.id);
-    if (!job || job.app !== `${p.owner}/${p.app}`) {
+    // Another key's job is answered exactly like a missing one, so its id is not confirmed.
+    if (!job || job.app !== `${p.owner}/${p.app}` || !canRead(job, request.identity)) {
       throw new AtelierError('NOT_FOUND', `no request ${JSON.stringify(p.id)} under ${p.owner}/${p.app}`);
     }
     return job;
@@ -40,7 +42,7 @@ export function registerRequestRoutes(app: FastifyInstance): void {
 
   app.get(`${BASE}`, async (request, reply) => {
     const job = await find(request);
-    const answer = resultAnswer(job, base(request));
+    const answer = resultAnswer(job, base(request), app.atelier.outputUrls);
     reply.header('x-fal-request-id', job.id);
     if (answer.status === 200 && job.input.output.syncMode) {
       reply.raw.once('finish', () => app.atelier.queue.purgeResult(job.id).catch((e) => request.log.warn({ err: e }, 'purge failed')));
@@ -51,7 +53,8 @@ export function registerRequestRoutes(app: FastifyInstance): void {
   app.put(`${BASE}/cancel`, async (request, reply) => {
     const p = request.params as Params;
     const job = await app.atelier.queue.get(p.id);
-    const outcome = !job || job.app !== `${p.owner}/${p.app}` ? 'NOT_FOUND' : await app.atelier.queue.cancel(p.id);
+    const visible = job && job.app === `${p.owner}/${p.app}` && canRead(job, request.identity);
+    const outcome = visible ? await app.atelier.queue.cancel(p.id) : 'NOT_FOUND';
     if (outcome === 'CANCELLATION_REQUESTED') {
       request.log.info({ jobId: p.id }, 'cancellation requested');
       return reply.code(202).send({ status: outcome });

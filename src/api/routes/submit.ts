@@ -42,7 +42,7 @@ export function registerSubmitRoutes(app: FastifyInstance): void {
       if (request.raw.socket.destroyed) onClose(); // it left while the input was being prepared
       const done = await finished.finally(() => ctx.syncJobs.delete(job.id));
       reply.raw.off('close', onClose);
-      const answer = resultAnswer(done, requestBase(request, ctx.config.publicUrl));
+      const answer = resultAnswer(done, requestBase(request, ctx.config.publicUrl), ctx.outputUrls);
       reply.header('x-fal-request-id', job.id);
       if (answer.status === 200 && done.input.output.syncMode) {
         // sync_mode keeps nothing: the data URIs go out in this answer and are dropped from the store.
@@ -82,6 +82,7 @@ async function submit(
     ...(inputImage ? { inputImage } : {}),
     ...(webhookUrl ? { webhookUrl } : {}),
     baseUrl: requestBase(request, ctx.config.publicUrl),
+    ...(request.identity ? { owner: request.identity.owner } : {}),
   });
 }
 
