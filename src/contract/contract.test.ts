@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkInputs, CROSS_FIELD_RULES } from './check-inputs.ts';
 import { ENDPOINTS, TASKS } from './endpoints.ts';
-import { fieldsFor, mapFields, REQUEST_FIELDS } from './fields.ts';
+import { fieldsFor, mapFields, MAX_PROMPT_CHARS, REQUEST_FIELDS } from './fields.ts';
 import { objectSchema } from './json-schema.ts';
 import { parseOptions } from './options.ts';
 import { ENGINE_OPTIONS, engineSettingsFrom } from './settings.ts';
@@ -76,4 +76,17 @@ test('engine settings: one parser, flags over environment, defaults, errors nami
   assert.throws(() => engineSettingsFrom(parseOptions(['--config', 'cfg'], ENGINE_OPTIONS), '/w'), /--config \/ ATELIER_MODEL_CONFIG: "cfg" is not valid; expected exactly one --model/);
   assert.throws(() => parseOptions(['--threads', '0'], ENGINE_OPTIONS), /--threads \/ ATELIER_THREADS: "0" is not valid; expected an integer 1 – 1024/);
   assert.throws(() => parseOptions([], ENGINE_OPTIONS, { ATELIER_DEVICE: 'tpu' }), /--device \/ ATELIER_DEVICE: "tpu" is not valid; expected one of cpu, cuda, tensorrt, webgpu/);
+});
+
+test('prompt and negative_prompt are bounded: the issue names the field and the limit', () => {
+  const fields = fieldsFor('text-to-image', { names: ['m'] });
+  const long = 'a'.repeat(MAX_PROMPT_CHARS + 1);
+  assert.deepEqual(validateObject({ prompt: 'x'.repeat(MAX_PROMPT_CHARS) }, fields).issues, []);
+  const [p] = validateObject({ prompt: long }, fields).issues;
+  assert.deepEqual([p!.loc, p!.type, p!.ctx], [['body', 'prompt'], 'string_too_long', { max_length: MAX_PROMPT_CHARS }]);
+  assert.equal(p!.msg, `prompt: is ${MAX_PROMPT_CHARS + 1} characters long; at most ${MAX_PROMPT_CHARS} allowed`);
+  const [n] = validateObject({ prompt: 'x', negative_prompt: long }, fields).issues;
+  assert.deepEqual([n!.loc, n!.type], [['body', 'negative_prompt'], 'string_too_long']);
+  const props = objectSchema(fields).properties as Record<string, { maxLength?: number }>;
+  assert.deepEqual([props.prompt!.maxLength, props.negative_prompt!.maxLength], [MAX_PROMPT_CHARS, MAX_PROMPT_CHARS]);
 });

@@ -58,7 +58,7 @@ export function validateObject(
       loc: [...loc, key],
       msg: `unknown field ${JSON.stringify(key)}${hint ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}; allowed fields: ${[...known].join(', ')}`,
       type: 'extra_forbidden',
-      input: input[key],
+      ...echo(input[key]),
     });
   }
   for (const f of fields) {
@@ -79,7 +79,7 @@ export function validateObject(
 export function validateValue(v: unknown, t: FieldType, loc: (string | number)[]): { value: unknown; issues: Issue[] } {
   const fail = (msg: string, type: string, ctx?: Record<string, unknown>) => ({
     value: undefined,
-    issues: [{ loc, msg: `${where(loc)}${msg}`, type, input: v, ...(ctx ? { ctx } : {}) }],
+    issues: [{ loc, msg: `${where(loc)}${msg}`, type, ...echo(v), ...(ctx ? { ctx } : {}) }],
   });
   switch (t.kind) {
     case 'string': {
@@ -134,7 +134,11 @@ export function validateValue(v: unknown, t: FieldType, loc: (string | number)[]
 
 /** What a type allows, in words: `1 – 65`, `euler, heun`, `non-empty`… (for docs pages and `--help`). */
 export function describeAllowed(t: FieldType): string {
-  if (t.kind === 'string') return t.enum ? t.enum.join(', ') : t.minLength ? 'non-empty' : '';
+  if (t.kind === 'string') {
+    if (t.enum) return t.enum.join(', ');
+    const limits = [t.minLength ? 'non-empty' : '', t.maxLength !== undefined ? `at most ${t.maxLength} characters` : ''];
+    return limits.filter(Boolean).join(', ');
+  }
   if (t.kind === 'integer' || t.kind === 'number') return range(t);
   if (t.kind === 'oneOf') return t.describe;
   if (t.kind === 'array') return `up to ${t.maxItems} × ${t.items.kind === 'object' ? `{${t.items.fields.map((f) => f.name).join(', ')}}` : t.items.kind}`;
@@ -165,6 +169,24 @@ function matchesKind(v: unknown, t: FieldType): boolean {
     case 'oneOf':
       return t.options.some((o) => matchesKind(v, o));
   }
+}
+
+/** Longest string echoed back as an issue's `input`; longer ones are cut and end with "…". */
+const ECHO_CHARS = 200;
+/** Largest object or array (as JSON) echoed back as an issue's `input`; larger ones are left out. */
+const ECHO_JSON_CHARS = 1000;
+
+/** The issue's `input`, kept small: an error answer never grows with the size of what was sent. */
+function echo(v: unknown): { input?: unknown } {
+  if (typeof v === 'string') return { input: v.length > ECHO_CHARS ? `${v.slice(0, ECHO_CHARS)}…` : v };
+  if (typeof v === 'object' && v !== null) {
+    try {
+      return JSON.stringify(v).length > ECHO_JSON_CHARS ? {} : { input: v };
+    } catch {
+      return {}; // too deep to serialise
+    }
+  }
+  return { input: v };
 }
 
 function where(loc: readonly (string | number)[]): string {
