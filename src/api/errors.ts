@@ -3,6 +3,7 @@
  * `{ error: { code, message, field? }, detail?: [{ loc, msg, type, ... }] }` with the catalog's status.
  * Client mistakes never surface as 500; fastify's own errors (bad JSON, body too large, …) are mapped too.
  */
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AtelierError, ERROR_CATALOG, isAtelierError, type ErrorCode } from '../contract/errors.ts';
 import { ValidationFailed, type Issue } from '../contract/validate.ts';
@@ -33,6 +34,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'BAD_REQUEST',
   FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_REQUEST',
   FST_ERR_BAD_URL: 'BAD_REQUEST',
+  FST_ERR_MAX_PARAM_LENGTH: 'URI_TOO_LONG',
   FST_ERR_ASYNC_CONSTRAINT: 'BAD_REQUEST',
   FST_ERR_VALIDATION: 'INVALID_INPUT',
 };
@@ -47,23 +49,74 @@ export function toAtelierError(err: unknown): AtelierError {
   }
   if (fe && fe.type === 'entity.parse.failed') return new AtelierError('BAD_REQUEST', `body is not valid JSON: ${fe.message}`);
   if (fe && typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return new AtelierError(fe.statusCode === 413 ? 'PAYLOAD_TOO_LARGE' : fe.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'BAD_REQUEST', fe.message, {
-      cause: err,
-    });
+    // e.g. the static plugin serving /outputs/ (403 for a path leaving the folder, 404 for a missing file)
+    return new AtelierError(STATUS_CODES[fe.statusCode] ?? 'BAD_REQUEST', clip(fe.message ?? ''), { cause: err });
   }
   return new AtelierError('INTERNAL', 'internal error', { cause: err });
 }
 
+/** Client-error statuses from plugins and Node → our catalog (others are BAD_REQUEST). */
+const STATUS_CODES: Record<number, ErrorCode> = {
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  408: 'REQUEST_TIMEOUT',
+  413: 'PAYLOAD_TOO_LARGE',
+  414: 'URI_TOO_LONG',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  431: 'HEADERS_TOO_LARGE',
+};
+
 function fastifyMessage(code: string, message: string): string {
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return `request body is larger than this server accepts (${message})`;
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return `${message}; send the input as application/json`;
-  return message;
+  if (code === 'FST_ERR_MAX_PARAM_LENGTH') return 'a path segment of the URL is longer than this server accepts (100 characters; request ids have 36)';
+  return clip(message);
+}
+
+/** Messages quote at most 200 characters of what the client sent (a URL may be kilobytes long). */
+function clip(s: string): string {
+  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
 }
 
 export function sendError(reply: FastifyReply, err: AtelierError): FastifyReply {
   if (err.code === 'RATE_LIMITED' && 'retryAfterSeconds' in err) reply.header('retry-after', String(err.retryAfterSeconds));
   if (err.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Key realm="atelier", Bearer realm="atelier"');
-  return reply.code(err.status).type('application/json; charset=utf-8').send(errorBody(err));
+  // serialised here so that an error body never fails on the way out (which would fall back to fastify's format)
+  let text: string;
+  try {
+    text = JSON.stringify(errorBody(err));
+  } catch {
+    text = JSON.stringify({ error: err.toJSON() });
+  }
+  return reply.code(err.status).type('application/json; charset=utf-8').send(text);
+}
+
+/**
+ * fastify's `frameworkErrors`: errors raised before routing (bad URL encoding, a path parameter over
+ * maxParamLength), which otherwise answer in fastify's own format.
+ */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const err = toAtelierError(error);
+  request.log.info({ code: err.code }, err.message);
+  reply.header('x-request-id', request.id);
+  void sendError(reply, err);
+}
+
+/**
+ * fastify's `clientErrorHandler`: a request Node's HTTP parser refused (malformed, headers too large, timed out)
+ * gets a last answer in our error shape on the raw socket, which is then closed.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const code: ErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
+  const e = new AtelierError(code, code === 'BAD_REQUEST' ? `malformed HTTP request (${err.code ?? 'parse error'})` : undefined);
+  const body = JSON.stringify(errorBody(e));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${e.status} ${code.replace(/_/g, ' ').toLowerCase()}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 /** Install the error handler and the JSON 404 on `app`. */
@@ -75,6 +128,6 @@ export function installErrorHandling(app: FastifyInstance): void {
     return sendError(reply, err);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new AtelierError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}; see /docs for the endpoints`)),
+    sendError(reply, new AtelierError('NOT_FOUND', `no route ${request.method} ${clip(request.url.split('?')[0]!)}; see /docs for the endpoints`)),
   );
 }

@@ -273,6 +273,17 @@ describe('validation and errors at the boundary', () => {
     assert.match(r.body.error.message, /16777216 pixels is over this server's max_pixels 4194304/);
   });
 
+  it('a prompt or negative prompt over 10,000 characters is a 422 naming the field and the limit', async () => {
+    for (const field of ['prompt', 'negative_prompt']) {
+      const r = await post('/queue/sdxl/text-to-image', { prompt: 'x', [field]: 'word '.repeat(200_000) });
+      assert.equal(r.status, 422, field);
+      assert.deepEqual([r.body.error.code, r.body.error.field, r.body.detail[0].type], ['INVALID_INPUT', field, 'string_too_long']);
+      assert.deepEqual(r.body.detail[0].ctx, { max_length: 10_000 });
+      assert.match(r.body.error.message, new RegExp(`^${field}: is 1000000 characters long; at most 10000 allowed`));
+      assert.ok(JSON.stringify(r.body).length < 4000, 'the answer does not echo the whole prompt');
+    }
+  });
+
   it('rules spanning fields are refused at submit, never accepted to fail in the queue', async () => {
     let r = await post('/queue/sdxl/text-to-image', { prompt: 'x', sampler: 'lcm', num_inference_steps: 60 });
     assert.equal(r.status, 422);

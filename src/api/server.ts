@@ -21,7 +21,8 @@ import { checkAccess } from './access.ts';
 import { AuthFailureLimiter } from './auth-failures.ts';
 import { KeyAuth, RateLimiter } from './auth.ts';
 import type { ServerConfig } from './config.ts';
-import { installErrorHandling } from './errors.ts';
+import { clientErrorHandler, frameworkErrors, installErrorHandling } from './errors.ts';
+import { installJsonParser } from './json-body.ts';
 import { Metrics } from './metrics.ts';
 import { loadOrCreateOutputSecret, OutputUrlSigner } from './output-urls.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
@@ -87,6 +88,9 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): FastifyInst
       return typeof h === 'string' && /^[\w.:-]{1,128}$/.test(h) ? h : randomUUID();
     },
     return503OnClosing: false,
+    // bad URL encoding and over-long path parameters (e.g. a 10,000-character request id) answer in our error shape
+    frameworkErrors,
+    clientErrorHandler,
     forceCloseConnections: 'idle',
   });
 
@@ -207,18 +211,4 @@ declare module 'fastify' {
     /** key fingerprint (keys on) or client address: the rate-limit bucket */
     caller?: string;
   }
-}
-
-/** JSON bodies: an empty body is "no body" (fal's client sends Content-Type on body-less PUTs); bad JSON is a 400. */
-function installJsonParser(app: FastifyInstance, bodyLimit: number): void {
-  app.removeContentTypeParser(['application/json', 'text/plain']); // input is JSON only: anything else is a 415
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (_req, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch (e) {
-      done(new AtelierError('BAD_REQUEST', `request body is not valid JSON: ${(e as Error).message}`), undefined);
-    }
-  });
 }

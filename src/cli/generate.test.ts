@@ -7,7 +7,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { oracleDir, repoRoot } from '../paths.ts';
 import { parseEmbeddingFlag, parseLoraFlag } from './generate.ts';
-import { REQUEST_FIELDS } from '../contract/fields.ts';
+import { MAX_PROMPT_CHARS, REQUEST_FIELDS } from '../contract/fields.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'atelier-cli-'));
 
@@ -80,4 +80,18 @@ test('generate --help is derived from the field table: every CLI field with its 
   }
   assert.match(r.stdout, /--steps <n> +denoising steps \(1 – 65; default 25\)/);
   assert.match(r.stdout, /--quantize <v> +ATELIER_QUANTIZE/);
+});
+
+test('generate: --prompt and --negative-prompt have the API bound (from the field table), in --help and in errors', () => {
+  const long = 'a'.repeat(MAX_PROMPT_CHARS + 1);
+  const p = atelier('generate', '--prompt', long);
+  assert.equal(p.status, 2);
+  assert.match(p.stderr, new RegExp(`--prompt: is ${MAX_PROMPT_CHARS + 1} characters long; at most ${MAX_PROMPT_CHARS} allowed`));
+  const n = atelier('generate', '--prompt', 'x', '--negative-prompt', long);
+  assert.equal(n.status, 2);
+  assert.match(n.stderr, new RegExp(`--negative-prompt: is ${MAX_PROMPT_CHARS + 1} characters long; at most ${MAX_PROMPT_CHARS} allowed`));
+  const help = atelier('generate', '--help').stdout.split('\n');
+  for (const flag of ['--prompt ', '--negative-prompt ']) {
+    assert.match(help.find((l) => l.trimStart().startsWith(flag)) ?? '', new RegExp(`at most ${MAX_PROMPT_CHARS} characters`), flag);
+  }
 });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkInputs, CROSS_FIELD_RULES } from './check-inputs.ts';
 import { ENDPOINTS, TASKS } from './endpoints.ts';
-import { fieldsFor, mapFields, REQUEST_FIELDS } from './fields.ts';
+import { fieldsFor, mapFields, MAX_PROMPT_CHARS, REQUEST_FIELDS } from './fields.ts';
 import { objectSchema } from './json-schema.ts';
 import { parseOptions } from './options.ts';
 import { ENGINE_OPTIONS, engineSettingsFrom } from './settings.ts';
@@ -84,4 +84,17 @@ test('arrays with a fixed length: too short and too long are named', () => {
   assert.match(validateObject({ xy: [1] }, fields).issues[0]!.msg, /xy: has 1 items; exactly 2 needed/);
   assert.match(validateObject({ xy: [1, 2, 3] }, fields).issues[0]!.msg, /xy: has 3 items; at most 2 allowed/);
   assert.deepEqual(objectSchema(fields).properties, { xy: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 9 }, maxItems: 2, minItems: 2, description: '' } });
+});
+
+test('prompt and negative_prompt are bounded: the issue names the field and the limit', () => {
+  const fields = fieldsFor('text-to-image', { names: ['m'] });
+  const long = 'a'.repeat(MAX_PROMPT_CHARS + 1);
+  assert.deepEqual(validateObject({ prompt: 'x'.repeat(MAX_PROMPT_CHARS) }, fields).issues, []);
+  const [p] = validateObject({ prompt: long }, fields).issues;
+  assert.deepEqual([p!.loc, p!.type, p!.ctx], [['body', 'prompt'], 'string_too_long', { max_length: MAX_PROMPT_CHARS }]);
+  assert.equal(p!.msg, `prompt: is ${MAX_PROMPT_CHARS + 1} characters long; at most ${MAX_PROMPT_CHARS} allowed`);
+  const [n] = validateObject({ prompt: 'x', negative_prompt: long }, fields).issues;
+  assert.deepEqual([n!.loc, n!.type], [['body', 'negative_prompt'], 'string_too_long']);
+  const props = objectSchema(fields).properties as Record<string, { maxLength?: number }>;
+  assert.deepEqual([props.prompt!.maxLength, props.negative_prompt!.maxLength], [MAX_PROMPT_CHARS, MAX_PROMPT_CHARS]);
 });

@@ -13,6 +13,12 @@ import type { GenerateRequest, OutputOptions } from './types.ts';
 import type { FieldSpec, FieldType } from './validate.ts';
 
 export const MAX_LORAS = 16;
+/**
+ * Longest prompt (and negative prompt), in characters (UTF-16 code units, as JSON strings count them). 10,000
+ * characters are at most a few thousand tokens, i.e. some tens of 75-token chunks: ample for any prompt people
+ * write, and a bound on the tokenizer's and the text encoders' work per request.
+ */
+export const MAX_PROMPT_CHARS = 10_000;
 export const MAX_EMBEDDINGS = 16;
 
 /** Request keys a wire field may fill directly: all but the ones the submit code builds by hand. */
@@ -93,7 +99,7 @@ const EMBEDDING: FieldType = {
 
 /** In order: the order of each endpoint's schema and form. */
 export const REQUEST_FIELDS: readonly RequestField[] = Object.freeze([
-  { name: 'prompt', tasks: ALL, type: { kind: 'string', minLength: 1 }, required: true, description: 'what the output should show', to: { request: 'prompt' }, cli: 'prompt', common: true },
+  { name: 'prompt', tasks: ALL, type: { kind: 'string', minLength: 1, maxLength: MAX_PROMPT_CHARS }, required: true, description: 'what the output should show', to: { request: 'prompt' }, cli: 'prompt', common: true },
   {
     name: 'image_url',
     tasks: IMAGE_INPUT,
@@ -115,7 +121,7 @@ export const REQUEST_FIELDS: readonly RequestField[] = Object.freeze([
   {
     name: 'negative_prompt',
     tasks: ALL,
-    type: { kind: 'string' },
+    type: { kind: 'string', maxLength: MAX_PROMPT_CHARS },
     default: '',
     description: 'what to exclude; when absent, the negative conditioning is zero (as diffusers does for SDXL)',
     cli: 'negative-prompt',

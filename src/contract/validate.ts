@@ -51,16 +51,9 @@ export function validateObject(
   const input = body as Record<string, unknown>;
   const value: Record<string, unknown> = {};
   const known = new Set(fields.map((f) => f.name));
-  for (const key of Object.keys(input)) {
-    if (known.has(key)) continue;
-    const hint = closest(key, [...known]);
-    issues.push({
-      loc: [...loc, key],
-      msg: `unknown field ${JSON.stringify(key)}${hint ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}; allowed fields: ${[...known].join(', ')}`,
-      type: 'extra_forbidden',
-      input: input[key],
-    });
-  }
+  const unknown: string[] = [];
+  for (const key of Object.keys(input)) if (!known.has(key)) unknown.push(key);
+  issues.push(...unknownFieldIssues(unknown, input, [...known], loc));
   for (const f of fields) {
     const v = input[f.name];
     const at = [...loc, f.name];
@@ -76,10 +69,36 @@ export function validateObject(
   return { value, issues };
 }
 
+/** How many unknown fields are named (each with an issue); the rest are counted. */
+const UNKNOWN_NAMED = 5;
+
+/**
+ * One issue per unknown field for the first five, each with a "did you mean" hint when one is close; the first
+ * issue's message (the error's headline) names them, counts the rest and lists the allowed fields once.
+ */
+function unknownFieldIssues(unknown: readonly string[], input: Record<string, unknown>, allowed: string[], loc: (string | number)[]): Issue[] {
+  const named = unknown.slice(0, UNKNOWN_NAMED);
+  const one = (key: string): string => {
+    const hint = key.length <= 64 ? closest(key, allowed) : undefined;
+    return `${quote(key)}${hint ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}`;
+  };
+  const rest = unknown.length - named.length;
+  return named.map((key, i) => ({
+    loc: [...loc, key],
+    msg:
+      i === 0
+        ? `${where(loc)}unknown field${unknown.length > 1 ? 's' : ''} ${named.map(one).join(', ')}${rest > 0 ? ` and ${rest} more` : ''}; allowed fields: ${allowed.join(', ')}`
+        : `${where([...loc, key])}unknown field ${one(key)}`,
+    type: 'extra_forbidden',
+    ...echo(input[key]),
+    ...(i === 0 && unknown.length > 1 ? { ctx: { unknown_fields: unknown.length } } : {}),
+  }));
+}
+
 export function validateValue(v: unknown, t: FieldType, loc: (string | number)[]): { value: unknown; issues: Issue[] } {
   const fail = (msg: string, type: string, ctx?: Record<string, unknown>) => ({
     value: undefined,
-    issues: [{ loc, msg: `${where(loc)}${msg}`, type, input: v, ...(ctx ? { ctx } : {}) }],
+    issues: [{ loc, msg: `${where(loc)}${msg}`, type, ...echo(v), ...(ctx ? { ctx } : {}) }],
   });
   switch (t.kind) {
     case 'string': {
@@ -137,7 +156,11 @@ export function validateValue(v: unknown, t: FieldType, loc: (string | number)[]
 
 /** What a type allows, in words: `1 – 65`, `euler, heun`, `non-empty`… (for docs pages and `--help`). */
 export function describeAllowed(t: FieldType): string {
-  if (t.kind === 'string') return t.enum ? t.enum.join(', ') : t.minLength ? 'non-empty' : '';
+  if (t.kind === 'string') {
+    if (t.enum) return t.enum.join(', ');
+    const limits = [t.minLength ? 'non-empty' : '', t.maxLength !== undefined ? `at most ${t.maxLength} characters` : ''];
+    return limits.filter(Boolean).join(', ');
+  }
   if (t.kind === 'integer' || t.kind === 'number') return range(t);
   if (t.kind === 'oneOf') return t.describe;
   if (t.kind === 'array') {
@@ -171,6 +194,24 @@ function matchesKind(v: unknown, t: FieldType): boolean {
     case 'oneOf':
       return t.options.some((o) => matchesKind(v, o));
   }
+}
+
+/** Longest string echoed back as an issue's `input`; longer ones are cut and end with "…". */
+const ECHO_CHARS = 200;
+/** Largest object or array (as JSON) echoed back as an issue's `input`; larger ones are left out. */
+const ECHO_JSON_CHARS = 1000;
+
+/** The issue's `input`, kept small: an error answer never grows with the size of what was sent. */
+function echo(v: unknown): { input?: unknown } {
+  if (typeof v === 'string') return { input: v.length > ECHO_CHARS ? `${v.slice(0, ECHO_CHARS)}…` : v };
+  if (typeof v === 'object' && v !== null) {
+    try {
+      return JSON.stringify(v).length > ECHO_JSON_CHARS ? {} : { input: v };
+    } catch {
+      return {}; // too deep to serialise
+    }
+  }
+  return { input: v };
 }
 
 function where(loc: readonly (string | number)[]): string {
@@ -231,7 +272,9 @@ export class ValidationFailed extends AtelierError {
   constructor(issues: Issue[]) {
     const first = issues[0]!;
     const code: ErrorCode = first.type === 'extra_forbidden' ? 'UNKNOWN_FIELD' : 'INVALID_INPUT';
-    const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''}, see detail)` : '';
+    // the first unknown-field issue already names the other unknown fields: count only the other problems
+    const others = issues.filter((x, i) => i > 0 && !(first.type === 'extra_forbidden' && x.type === 'extra_forbidden')).length;
+    const more = others > 0 ? ` (and ${others} more problem${others > 1 ? 's' : ''}, see detail)` : '';
     super(code, `${first.msg}${more}`, { field: fieldPath(first.loc) || undefined });
     this.issues = issues;
   }

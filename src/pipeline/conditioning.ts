@@ -3,8 +3,10 @@
  * pooled embedding (text_encoder_2's projection), and add_time_ids.
  * Long prompts: chunks of 75 tokens + BOS/EOS, each encoded separately and concatenated along the sequence
  * (as AUTOMATIC1111 and ComfyUI do); the pooled embedding comes from the first chunk.
+ * The job's cancel signal is checked before tokenising each prompt and before encoding each chunk.
  */
 import type { LoraFeeds } from '../networks/runtime.ts';
+import { checkAborted } from './cancel.ts';
 
 /** What the pipeline needs from a text encoder (implemented by networks/clip-text.ts). */
 export interface PromptEncoder {
@@ -41,39 +43,62 @@ export interface PromptEmbeds {
 
 const EMPTY_PROMPT = '';
 
-function padChunks(a: number[][], b: number[][], emptyA: number[], emptyB: number[]): void {
-  while (a.length < b.length) a.push(emptyA);
-  while (b.length < a.length) b.push(emptyB);
+/** One prompt's rows for each tokenizer (chunks of 77 ids), padded to the same count with empty-prompt rows. */
+interface PromptRows {
+  rows: [number[][], number[][]];
+}
+
+function emptyRows(set: EncoderSet): [number[], number[]] {
+  const [t1, t2] = set.tokenizers;
+  return [t1.tokenizeForModel(EMPTY_PROMPT, { long: 'truncate' })[0]!, t2.tokenizeForModel(EMPTY_PROMPT, { long: 'truncate' })[0]!];
+}
+
+function tokenizePrompt(set: EncoderSet, prompt: string, signal?: AbortSignal): PromptRows {
+  checkAborted(signal);
+  const c1 = set.tokenizers[0].tokenizeForModel(prompt, { long: set.long });
+  checkAborted(signal);
+  const c2 = set.tokenizers[1].tokenizeForModel(prompt, { long: set.long });
+  return { rows: [c1, c2] };
+}
+
+/** Pad both tokenizers' rows with empty-prompt rows to at least `chunks` rows each. */
+function padRows(p: PromptRows, chunks: number, empty: [number[], number[]]): void {
+  for (const [i, rows] of p.rows.entries()) while (rows.length < chunks) rows.push(empty[i as 0 | 1]);
+}
+
+/**
+ * Run both text encoders one 75-token chunk at a time (checking `signal` before each chunk, so a cancelled job stops
+ * within one chunk, and activations stay those of one chunk) and concatenate the chunks' hidden states along the
+ * sequence; the pooled embedding is the first chunk's.
+ */
+async function encodeRows(set: EncoderSet, p: PromptRows, signal?: AbortSignal): Promise<PromptEmbeds & { chunks: number }> {
+  const [c1, c2] = p.rows;
+  const chunks = c1.length;
+  const [enc1, enc2] = set.encoders;
+  const d1 = enc1.hiddenSize;
+  const d2 = enc2.hiddenSize;
+  const perChunk = c1[0]!.length; // 77
+  const embeds = new Float32Array(chunks * perChunk * (d1 + d2)); // [chunks·77, d1 + d2]
+  let pooled: Float32Array | undefined;
+  for (let c = 0; c < chunks; c++) {
+    checkAborted(signal);
+    const r1 = await enc1.encode(BigInt64Array.from(c1[c]!, BigInt), 1, { extraEmbeddings: set.extraEmbeddings?.[0], lora: set.lora?.[0] });
+    const r2 = await enc2.encode(BigInt64Array.from(c2[c]!, BigInt), 1, { extraEmbeddings: set.extraEmbeddings?.[1], lora: set.lora?.[1] });
+    for (let t = 0; t < perChunk; t++) {
+      const row = (c * perChunk + t) * (d1 + d2);
+      embeds.set(r1.penultimate.subarray(t * d1, (t + 1) * d1), row);
+      embeds.set(r2.penultimate.subarray(t * d2, (t + 1) * d2), row + d1);
+    }
+    if (c === 0) pooled = r2.pooled.slice();
+  }
+  return { embeds, seqLen: chunks * perChunk, pooled: pooled!, chunks };
 }
 
 /** Encode one prompt (optionally forcing at least `minChunks` chunks, padded with empty-prompt chunks). */
-export async function encodePrompt(set: EncoderSet, prompt: string, minChunks = 1): Promise<PromptEmbeds & { chunks: number }> {
-  const [t1, t2] = set.tokenizers;
-  const c1 = t1.tokenizeForModel(prompt, { long: set.long });
-  const c2 = t2.tokenizeForModel(prompt, { long: set.long });
-  const e1 = t1.tokenizeForModel(EMPTY_PROMPT, { long: 'truncate' })[0];
-  const e2 = t2.tokenizeForModel(EMPTY_PROMPT, { long: 'truncate' })[0];
-  padChunks(c1, c2, e1, e2);
-  while (c1.length < minChunks) {
-    c1.push(e1);
-    c2.push(e2);
-  }
-  const chunks = c1.length;
-  const ids1 = BigInt64Array.from(c1.flat().map(BigInt)); // [chunks, 77]
-  const ids2 = BigInt64Array.from(c2.flat().map(BigInt)); // [chunks, 77]
-  const [enc1, enc2] = set.encoders;
-  const r1 = await enc1.encode(ids1, chunks, { extraEmbeddings: set.extraEmbeddings?.[0], lora: set.lora?.[0] });
-  const r2 = await enc2.encode(ids2, chunks, { extraEmbeddings: set.extraEmbeddings?.[1], lora: set.lora?.[1] });
-  const d1 = enc1.hiddenSize;
-  const d2 = enc2.hiddenSize;
-  const tokens = ids1.length; // chunks × 77
-  const embeds = new Float32Array(tokens * (d1 + d2)); // [chunks·77, d1 + d2]
-  for (let t = 0; t < tokens; t++) {
-    embeds.set(r1.penultimate.subarray(t * d1, (t + 1) * d1), t * (d1 + d2));
-    embeds.set(r2.penultimate.subarray(t * d2, (t + 1) * d2), t * (d1 + d2) + d1);
-  }
-  const p = r2.pooled.length / chunks;
-  return { embeds, seqLen: tokens, pooled: r2.pooled.slice(0, p), chunks };
+export async function encodePrompt(set: EncoderSet, prompt: string, minChunks = 1, signal?: AbortSignal): Promise<PromptEmbeds & { chunks: number }> {
+  const p = tokenizePrompt(set, prompt, signal);
+  padRows(p, Math.max(minChunks, p.rows[0].length, p.rows[1].length), emptyRows(set));
+  return encodeRows(set, p, signal);
 }
 
 export interface Conditioning {
@@ -112,19 +137,32 @@ function repeat(rows: Float32Array[], times: number): Float32Array {
  */
 export async function buildConditioning(
   set: EncoderSet,
-  opts: { prompt: string; negativePrompt: string | null; guidanceScale: number; numImages: number; height: number; width: number; cropTopLeft?: readonly [number, number] },
+  opts: {
+    prompt: string;
+    negativePrompt: string | null;
+    guidanceScale: number;
+    numImages: number;
+    height: number;
+    width: number;
+    cropTopLeft?: readonly [number, number];
+    signal?: AbortSignal;
+  },
 ): Promise<Conditioning & { positive: PromptEmbeds }> {
   const cfg = opts.guidanceScale > 1;
-  let pos = await encodePrompt(set, opts.prompt);
+  const signal = opts.signal;
+  // Tokenise both prompts first: each is padded once to the longer one's chunk count, and each chunk encoded once.
+  const posRows = tokenizePrompt(set, opts.prompt, signal);
+  const negRows = cfg && opts.negativePrompt !== null ? tokenizePrompt(set, opts.negativePrompt, signal) : null;
+  const chunks = Math.max(...posRows.rows.map((r) => r.length), ...(negRows ? negRows.rows.map((r) => r.length) : [0]));
+  const empty = emptyRows(set);
+  padRows(posRows, chunks, empty);
+  if (negRows) padRows(negRows, chunks, empty);
+  const pos = await encodeRows(set, posRows, signal);
   let neg: PromptEmbeds | null = null;
   if (cfg) {
-    if (opts.negativePrompt === null) {
-      neg = { embeds: new Float32Array(pos.embeds.length), seqLen: pos.seqLen, pooled: new Float32Array(pos.pooled.length) };
-    } else {
-      const n = await encodePrompt(set, opts.negativePrompt, pos.chunks);
-      if (n.chunks > pos.chunks) pos = await encodePrompt(set, opts.prompt, n.chunks);
-      neg = n;
-    }
+    neg = negRows
+      ? await encodeRows(set, negRows, signal)
+      : { embeds: new Float32Array(pos.embeds.length), seqLen: pos.seqLen, pooled: new Float32Array(pos.pooled.length) };
   }
   const n = opts.numImages;
   const ids = Float32Array.from(timeIds(opts.height, opts.width, opts.cropTopLeft));

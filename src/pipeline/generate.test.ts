@@ -115,6 +115,70 @@ describe('pipelines reproduce the diffusers traces from their seeds', () => {
     );
     assert.equal(steps, 2);
   });
+
+  /** The model with its real text encoders and UNet wrapped to count the chunks encoded and the UNet calls. */
+  function counted(onChunk?: () => void) {
+    const counts = { chunks: 0, unet: 0 };
+    const wrap = (e: (typeof model.pipeline.encoderSet.encoders)[0]) => ({
+      hiddenSize: e.hiddenSize,
+      encode: async (...a: Parameters<typeof e.encode>) => {
+        const r = await e.encode(...a);
+        counts.chunks += a[1];
+        onChunk?.();
+        return r;
+      },
+    });
+    const [e1, e2] = model.pipeline.encoderSet.encoders;
+    const pipeline = {
+      ...model.pipeline,
+      encoderSet: { ...model.pipeline.encoderSet, encoders: [wrap(e1), wrap(e2)] as typeof model.pipeline.encoderSet.encoders },
+      unet: { run: (i: Parameters<typeof model.pipeline.unet.run>[0], l?: Parameters<typeof model.pipeline.unet.run>[1]) => (counts.unet++, model.pipeline.unet.run(i, l)) },
+    };
+    return { pipeline, counts };
+  }
+
+  test('cancellation during conditioning: a long prompt stops within one chunk, before denoising', async () => {
+    const { request } = await requestFromTrace(ORACLE, 'txt2img_trace');
+    const long = 'a lighthouse on a cliff at dawn, '.repeat(300).slice(0, 10_000);
+    const isCancelled = (e: Error & { code?: string }) => e.code === 'CANCELLED';
+    const whole = counted();
+    await runPipeline(whole.pipeline, { ...request, prompt: long, negativePrompt: long, steps: 1 });
+    assert.ok(whole.counts.chunks > 20, `the prompt is many chunks (${whole.counts.chunks} encoded for both prompts and encoders)`);
+
+    const already = counted();
+    await assert.rejects(runPipeline(already.pipeline, { ...request, prompt: long }, {}, { signal: AbortSignal.abort() }), isCancelled);
+    assert.deepEqual(already.counts, { chunks: 0, unet: 0 }, 'an already-cancelled job encodes nothing');
+
+    const ac = new AbortController();
+    const soon = counted(() => ac.abort());
+    await assert.rejects(runPipeline(soon.pipeline, { ...request, prompt: long, negativePrompt: long }, {}, { signal: ac.signal }), isCancelled);
+    assert.equal(soon.counts.unet, 0);
+    assert.ok(soon.counts.chunks <= 2, `stopped within one chunk: ${soon.counts.chunks} of ${whole.counts.chunks} chunk encodings done`);
+  });
+
+  test('a long prompt chunk by chunk: same conditioning as the chunks encoded in one batch', async () => {
+    const { request } = await requestFromTrace(ORACLE, 'txt2img_trace');
+    const long = 'an oil painting of a harbour, boats, gulls, '.repeat(12);
+    const got = new Map<string, Float32Array>();
+    await runPipeline(model.pipeline, { ...request, prompt: long, steps: 1 }, {}, { trace: (k, v) => got.set(k, v.slice()) });
+    const hidden = got.get('unet_cond/encoder_hidden_states')!;
+    const [t1, t2] = model.pipeline.encoderSet.tokenizers;
+    const rows1 = t1.tokenizeForModel(long, { long: 'chunk' });
+    const rows2 = t2.tokenizeForModel(long, { long: 'chunk' });
+    assert.ok(rows1.length > 1 && rows1.length === rows2.length);
+    const [e1, e2] = model.pipeline.encoderSet.encoders;
+    const b1 = await e1.encode(BigInt64Array.from(rows1.flat(), BigInt), rows1.length);
+    const b2 = await e2.encode(BigInt64Array.from(rows2.flat(), BigInt), rows2.length);
+    const d = e1.hiddenSize + e2.hiddenSize;
+    const seq = rows1.length * 77;
+    assert.equal(hidden.length, 2 * seq * d, 'CFG: zero negative, then the positive');
+    let err = 0;
+    for (let t = 0; t < seq; t++) {
+      for (let j = 0; j < e1.hiddenSize; j++) err = Math.max(err, Math.abs(hidden[(seq + t) * d + j]! - b1.penultimate[t * e1.hiddenSize + j]!));
+      for (let j = 0; j < e2.hiddenSize; j++) err = Math.max(err, Math.abs(hidden[(seq + t) * d + e1.hiddenSize + j]! - b2.penultimate[t * e2.hiddenSize + j]!));
+    }
+    assert.ok(err < 1e-5, `per-chunk vs batched encoding: max abs err ${err}`);
+  });
 });
 
 test('crops_coords_top_left reaches the UNet as SDXL micro-conditioning (time_ids = [h, w, top, left, h, w])', async () => {

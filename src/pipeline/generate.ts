@@ -9,6 +9,7 @@ import type { UNetInputs } from '../networks/unet.ts';
 import { TorchGenerator } from '../sampling/rng.ts';
 import { makePlan, addNoise, initialLatents, sample } from '../sampling/index.ts';
 import { applyCfg, rescaleNoiseCfg } from '../sampling/guidance.ts';
+import { checkAborted } from './cancel.ts';
 import { buildConditioning, type EncoderSet } from './conditioning.ts';
 import { imageToTensor, tensorToImages, latentPreview } from './image-tensor.ts';
 import { decodeTiled, TILE_ABOVE_PIXELS, type TileOptions } from './vae-tiling.ts';
@@ -116,10 +117,6 @@ export function checkSize(width: number, height: number, factor: number): void {
   );
 }
 
-function checkAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new AtelierError('CANCELLED', 'the job was cancelled');
-}
-
 export async function runPipeline(model: PipelineModel, req: GenerateRequest, adapters: AdapterFeeds = {}, hooks: PipelineHooks = {}): Promise<PipelineOutput> {
   const t0 = performance.now();
   const timings: Record<string, number> = {};
@@ -150,6 +147,7 @@ export async function runPipeline(model: PipelineModel, req: GenerateRequest, ad
     height,
     width,
     ...(req.cropsCoordsTopLeft ? { cropTopLeft: req.cropsCoordsTopLeft } : {}),
+    signal: hooks.signal,
   });
   trace('unet_cond/encoder_hidden_states', cond.encoderHiddenStates);
   trace('unet_cond/text_embeds', cond.textEmbeds);

@@ -15,7 +15,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AtelierError } from '../contract/errors.ts';
 import { splitOnTokens } from './added-tokens.ts';
-import { BytePairEncoder, bytesToSymbols, END_OF_WORD, parseMerges } from './bpe.ts';
+import { BytePairEncoder, bytesToSymbols, END_OF_WORD, parseMerges, type WorkMeter } from './bpe.ts';
 import { chunkIds, wrapRow } from './chunking.ts';
 import { standardVocabAndBpe } from './standard-vocab.ts';
 import { basicTokenize } from './text-clean.ts';
@@ -43,6 +43,8 @@ export interface ModelRowsOptions {
   long: 'truncate' | 'chunk';
   /** 'chunk' only: AUTOMATIC1111's comma_padding_backtrack (its default is 20); default 0 = plain chunks */
   commaBacktrack?: number;
+  /** counts the BPE work done (tests) */
+  meter?: WorkMeter;
 }
 
 interface Core {
@@ -177,7 +179,7 @@ export class ClipTokenizer {
   }
 
   /** Token strings (BPE pieces with `</w>`, special and added tokens verbatim), without BOS/EOS. */
-  tokenize(text: string): string[] {
+  tokenize(text: string, meter?: WorkMeter): string[] {
     const out: string[] = [];
     for (const piece of splitOnTokens(text, this.noSplit)) {
       if (piece.isToken) {
@@ -185,15 +187,17 @@ export class ClipTokenizer {
         continue;
       }
       for (const word of basicTokenize(piece.text)) {
-        for (const m of word.matchAll(CLIP_PATTERN)) out.push(...this.core.bpe.encodeWord(bytesToSymbols(m[0])));
+        for (const m of word.matchAll(CLIP_PATTERN)) {
+          for (const p of this.core.bpe.encodeWord(bytesToSymbols(m[0]), meter)) out.push(p); // no spread: a long word has many pieces
+        }
       }
     }
     return out;
   }
 
   /** Token ids of `text`, without BOS/EOS, untruncated. */
-  encode(text: string): number[] {
-    return this.tokenize(text).map((t) => this.idOf(t));
+  encode(text: string, meter?: WorkMeter): number[] {
+    return this.tokenize(text, meter).map((t) => this.idOf(t));
   }
 
   /**
@@ -209,7 +213,7 @@ export class ClipTokenizer {
     if (opts.long !== 'truncate' && opts.long !== 'chunk') {
       throw new AtelierError('INVALID_INPUT', `long must be "truncate" or "chunk", got ${JSON.stringify(opts.long)}`, { field: 'long' });
     }
-    const ids = this.encode(text);
+    const ids = this.encode(text, opts.meter);
     const o = { maxLength, bos: this.bos, eos: this.eos, pad: this.pad };
     if (opts.long === 'truncate' || ids.length <= maxLength - 2) return [wrapRow(ids, o)];
     return chunkIds(ids, { ...o, comma: this.comma, commaBacktrack: opts.commaBacktrack }).map((c) => wrapRow(c, o));
